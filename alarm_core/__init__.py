@@ -1,0 +1,1 @@
+"""Alarm core: dispatch citizen responders and deployable AEDs to a cardiac arrest."""

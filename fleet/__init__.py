@@ -1,0 +1,1 @@
+"""Fleet side of aedfleet: AED registry, telemetry ingest, readiness and coverage."""

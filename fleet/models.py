@@ -1,0 +1,129 @@
+"""Registry tables (SQLModel). Schema changes go through Alembic migrations in fleet/migrations."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from sqlalchemy import Column, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from fleet.db_types import UtcDateTime
+
+ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Municipality(SQLModel, table=True):
+    """A municipality; its boundary (GeoJSON geometry) assigns imported AEDs to it."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=120, unique=True, index=True)
+    population: int | None = None
+    boundary_geojson: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class Manager(SQLModel, table=True):
+    """A person or organisation that looks after AEDs."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=200, unique=True, index=True)
+    kind: str = Field(default="organisation", max_length=20)  # person | organisation
+    email: str | None = Field(default=None, max_length=200)
+    phone: str | None = Field(default=None, max_length=50)
+
+
+class AedBase(SQLModel):
+    """Fields of an AED as registered (by a manager or an import)."""
+
+    serial: str | None = Field(default=None, max_length=64)
+    make: str | None = Field(default=None, max_length=100)
+    model: str | None = Field(default=None, max_length=100)
+    name: str | None = Field(default=None, max_length=200)
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+    address: str | None = Field(default=None, max_length=300)
+    indoor: bool | None = None
+    location_hint: str | None = Field(default=None, max_length=500)
+    access: str = Field(default="public", max_length=20)  # public | private
+    opening_hours: str | None = Field(default=None, max_length=500)
+    cabinet_code: str | None = Field(default=None, max_length=32)
+    pads_expiry: date | None = None
+    battery_expiry: date | None = None
+    out_of_service: bool = False
+    source: str | None = Field(default=None, max_length=40)
+
+
+class AedCreate(AedBase):
+    id: str = Field(regex=ID_PATTERN)
+    municipality: str | None = None
+    manager: str | None = None
+    device_id: str | None = Field(default=None, regex=ID_PATTERN)
+
+
+class Aed(AedBase, table=True):
+    id: str = Field(primary_key=True, max_length=64)
+    municipality_id: int | None = Field(default=None, foreign_key="municipality.id", index=True)
+    manager_id: int | None = Field(default=None, foreign_key="manager.id", index=True)
+    in_use_incident: str | None = Field(default=None, max_length=64)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+
+
+class Cabinet(SQLModel, table=True):
+    """A connected AED cabinet with its agent; `register_map` names a file in config/cabinets."""
+
+    device_id: str = Field(primary_key=True, max_length=64)
+    aed_id: str | None = Field(default=None, foreign_key="aed.id", unique=True, index=True)
+    register_map: str = Field(default="rcc1", max_length=64)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+
+
+class ReadinessDeclaration(SQLModel, table=True):
+    """A manager's statement that an AED is ready for deployment, as of `declared_at`."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    aed_id: str = Field(foreign_key="aed.id", index=True, max_length=64)
+    declared_at: datetime = Field(sa_type=UtcDateTime, index=True)
+    declared_by: str = Field(max_length=200)
+    note: str | None = Field(default=None, max_length=500)
+    recorded_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+
+
+class TelemetryState(SQLModel, table=True):
+    """The latest state a cabinet reported (one row per device, upserted by the ingest)."""
+
+    device_id: str = Field(primary_key=True, foreign_key="cabinet.device_id", max_length=64)
+    seq: int
+    ts: datetime = Field(sa_type=UtcDateTime)
+    received_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+    online: bool | None = None
+    battery_pct: int | None = None
+    battery_expiry: date | None = None
+    pads_expiry: date | None = None
+    self_test: str | None = Field(default=None, max_length=10)
+    self_test_ts: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    door_open: bool | None = None
+    door_open_since: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    aed_present: bool | None = None
+    temperature_c: float | None = None
+    heater_on: bool | None = None
+    power: str | None = Field(default=None, max_length=10)
+    source_fault: str | None = Field(default=None, max_length=200)
+
+
+class DeviceEvent(SQLModel, table=True):
+    """One event a cabinet reported; `(device_id, seq)` is applied at most once."""
+
+    __table_args__ = (UniqueConstraint("device_id", "seq", name="uq_device_event_seq"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    device_id: str = Field(foreign_key="cabinet.device_id", index=True, max_length=64)
+    seq: int
+    ts: datetime = Field(sa_type=UtcDateTime, index=True)
+    type: str = Field(max_length=32)
+    detail: str | None = Field(default=None, max_length=500)
+    cmd_id: str | None = Field(default=None, max_length=64)
+    received_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)

@@ -1,0 +1,90 @@
+"""The one typed settings object of aedfleet.
+
+Loaded from the TOML file named by `AEDFLEET_CONFIG` (default `config/aedfleet.toml`); every value
+can be overridden by an environment variable: `AEDFLEET_DATABASE_URL`, `AEDFLEET_MQTT_URL`,
+`AEDFLEET_INFLUX_URL`, `AEDFLEET_HTTP`, ... and nested ones with a double underscore, e.g.
+`AEDFLEET_READINESS__BATTERY_LOW_PCT=25`. Environment wins over the file, the file over defaults.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from fleet.errors import ConfigError
+from fleet.readiness import ReadinessPolicy
+
+DEFAULT_CONFIG_PATH = Path("config/aedfleet.toml")
+
+
+class Settings(BaseSettings):
+    """Configuration every aedfleet component honours (contract §4)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="AEDFLEET_",
+        env_nested_delimiter="__",
+        extra="forbid",
+    )
+
+    database_url: str = "sqlite:///var/aedfleet.db"
+    mqtt_url: str = ""
+    influx_url: str = ""
+    influx_org: str = ""
+    influx_bucket: str = ""
+    influx_token: str = ""
+    http: str = "127.0.0.1:5000"
+    timezone: str = "Europe/Amsterdam"
+    """Time zone in which AED opening hours are read."""
+    country: str = "NL"
+    """ISO country code whose public holidays `PH` in opening hours means."""
+    readiness: ReadinessPolicy = ReadinessPolicy()
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @property
+    def influx_enabled(self) -> bool:
+        return bool(self.influx_url)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = Path(os.environ.get("AEDFLEET_CONFIG", DEFAULT_CONFIG_PATH))
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file))
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Load the settings, turning any validation problem into one readable `ConfigError`."""
+    config_path = os.environ.get("AEDFLEET_CONFIG")
+    if config_path and not Path(config_path).is_file():
+        raise ConfigError(f"AEDFLEET_CONFIG names {config_path}, which is not a file")
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"invalid configuration: {problems}") from exc
+    except ValueError as exc:  # a TOML syntax error
+        raise ConfigError(f"invalid configuration file: {exc}") from exc

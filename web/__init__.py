@@ -1,0 +1,1 @@
+"""Flask console and JSON API for AED managers, municipalities and dispatchers."""
