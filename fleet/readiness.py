@@ -4,10 +4,10 @@
 reported, the manager's latest declaration, the time and the policy, and answers `ready`,
 `unverified` or `not_ready` with reason codes. It reads no clock, database or configuration.
 
-Each reason code has one severity. A *blocking* reason makes the AED `not_ready`: something is known
-to be wrong. A *doubt* reason makes it `unverified`: nothing known is wrong, but something that must be
-known is not (no cabinet agent, stale telemetry, an unknown pads expiry). Blocking wins over doubt, and
-only an AED with neither is `ready`. Warnings never change the state.
+Each reason code has one severity. A *blocking* reason makes the AED `not_ready`: something is
+known to be wrong. A *doubt* reason makes it `unverified`: nothing known is wrong, but something
+that must be known is not (no cabinet agent, stale telemetry, an unknown pads expiry). Blocking
+wins over doubt, and only an AED with neither is `ready`. Warnings never change the state.
 """
 
 from __future__ import annotations
@@ -58,7 +58,9 @@ REASONS: dict[str, tuple[Severity, str]] = {
         "no cabinet agent reports on this AED: readiness rests on the declaration alone",
     ),
     "telemetry_missing": (Severity.DOUBT, "the cabinet has not reported yet"),
-    "telemetry_stale": (Severity.DOUBT, "the cabinet's last report is older than the staleness limit"),
+    "telemetry_stale": (
+        Severity.DOUBT, "the cabinet's last report is older than the staleness limit"
+    ),
     "source_fault": (Severity.DOUBT, "the cabinet agent cannot read its cabinet controller"),
     "cabinet_reading_incomplete": (
         Severity.DOUBT,

@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, func
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from fleet.access import ACCESS_REASONS, Accessibility, accessible_at
@@ -110,20 +111,46 @@ def import_registry(engine: Engine, parsed: ParsedFile, progress: Any = None) ->
             existing = {a.id: a for a in session.exec(select(Aed).where(col(Aed.id).in_(ids)))}
             devices = [r.device_id for _, r in chunk if r.device_id]
             cabinets = {c.device_id: c for c in session.exec(
-                select(Cabinet).where(col(Cabinet.device_id).in_(devices)))} if devices else {}
-            for line, record in chunk:
-                _store_record(session, line, record, existing, cabinets, municipalities,
-                              managers, locator, report)
+                select(Cabinet).where(col(Cabinet.device_id).in_(devices)
+                                      | col(Cabinet.aed_id).in_(ids)))}
+            held = {c.aed_id: c for c in cabinets.values() if c.aed_id}
+            places = [_municipality_of(record, locator) for _, record in chunk]
+            report.municipalities_assigned += sum(
+                1 for (_, record), place in zip(chunk, places, strict=True)
+                if place and not record.municipality)
+            _add_missing(session, municipalities, Municipality, places)
+            _add_missing(session, managers, Manager, [r.manager for _, r in chunk])
+            for (line, record), place in zip(chunk, places, strict=True):
+                _store_record(session, line, record, existing, cabinets, held,
+                              municipalities.get(place) if place else None,
+                              managers.get(record.manager) if record.manager else None, report)
             session.flush()
             if progress is not None:
                 progress.update(len(chunk))
     return report
 
 
+def _municipality_of(record: AedCreate, locator: MunicipalityLocator | None) -> str | None:
+    if record.municipality:
+        return record.municipality
+    return locator.locate(record.lat, record.lon) if locator is not None else None
+
+
+def _add_missing(session: Session, known: dict[str, Any], model: type[Any],
+                 names: Iterable[str | None]) -> None:
+    """Create the named municipalities or managers not stored yet, with one flush."""
+    missing = {name for name in names if name and name not in known}
+    for name in sorted(missing):
+        known[name] = model(name=name)
+        session.add(known[name])
+    if missing:
+        session.flush()
+
+
 def _store_record(session: Session, line: int, record: AedCreate, existing: dict[str, Aed],
-                  cabinets: dict[str, Cabinet], municipalities: dict[str, Municipality],
-                  managers: dict[str, Manager], locator: MunicipalityLocator | None,
-                  report: ImportReport) -> None:
+                  cabinets: dict[str, Cabinet], held: dict[str, Cabinet],
+                  municipality: Municipality | None,
+                  manager: Manager | None, report: ImportReport) -> None:
     device_id = record.device_id
     cabinet = cabinets.get(device_id) if device_id else None
     if cabinet is not None and cabinet.aed_id not in (None, record.id):
@@ -133,26 +160,9 @@ def _store_record(session: Session, line: int, record: AedCreate, existing: dict
 
     values = record.model_dump(exclude_unset=True,
                                exclude={"id", "municipality", "manager", "device_id"})
-    municipality_name = record.municipality
-    if municipality_name is None and locator is not None:
-        municipality_name = locator.locate(record.lat, record.lon)
-        if municipality_name:
-            report.municipalities_assigned += 1
-    if municipality_name:
-        municipality = municipalities.get(municipality_name)
-        if municipality is None:
-            municipality = Municipality(name=municipality_name)
-            session.add(municipality)
-            session.flush()
-            municipalities[municipality_name] = municipality
+    if municipality is not None:
         values["municipality_id"] = municipality.id
-    if record.manager:
-        manager = managers.get(record.manager)
-        if manager is None:
-            manager = Manager(name=record.manager)
-            session.add(manager)
-            session.flush()
-            managers[record.manager] = manager
+    if manager is not None:
         values["manager_id"] = manager.id
 
     aed = existing.get(record.id)
@@ -174,9 +184,14 @@ def _store_record(session: Session, line: int, record: AedCreate, existing: dict
         report.without_hours += 1
 
     if device_id and cabinet is None:
+        previous = held.get(record.id)
+        if previous is not None:
+            # The AED moved to another cabinet: the old one no longer holds it.
+            previous.aed_id = None
+            session.flush()
         cabinet = Cabinet(device_id=device_id, aed_id=record.id)
         session.add(cabinet)
-        cabinets[device_id] = cabinet
+        cabinets[device_id] = held[record.id] = cabinet
 
 
 def record_declaration(engine: Engine, aed_id: str, declared_by: str, declared_at: datetime,
@@ -283,8 +298,8 @@ def aed_statuses(session: Session, settings: Settings, now: datetime, *,
                      func.max(ReadinessDeclaration.declared_at).label("declared_at"))
               .group_by(col(ReadinessDeclaration.aed_id)).subquery())
     query = (
-        select(Aed, Municipality.name, Manager.name, Cabinet.device_id, TelemetryState,
-               ReadinessDeclaration)
+        sa_select(Aed, col(Municipality.name), col(Manager.name), col(Cabinet.device_id),
+                  TelemetryState, ReadinessDeclaration)
         .outerjoin(Municipality, col(Aed.municipality_id) == Municipality.id)
         .outerjoin(Manager, col(Aed.manager_id) == Manager.id)
         .outerjoin(Cabinet, col(Cabinet.aed_id) == Aed.id)
@@ -300,7 +315,7 @@ def aed_statuses(session: Session, settings: Settings, now: datetime, *,
     if municipality is not None:
         query = query.where(func.lower(Municipality.name) == municipality.lower())
     statuses: dict[str, AedStatus] = {}
-    for aed, muni, manager, device_id, telemetry, declaration in session.exec(query):
+    for aed, muni, manager, device_id, telemetry, declaration in session.execute(query):
         if aed.id in statuses:  # two declarations with the same timestamp
             continue
         status = evaluate_status(aed, muni, manager, device_id, telemetry, declaration,

@@ -73,7 +73,7 @@ def progress_bar(length: int, label: str):  # type: ignore[no-untyped-def]
     return click.progressbar(length=length, label=label, file=sys.stderr)
 
 
-from fleet.cli import aeds, db, demo, registry_import  # noqa: E402
+from fleet.cli import aeds, bench, db, demo, registry_import  # noqa: E402
 
-for module in (db, registry_import, aeds, demo):
+for module in (db, registry_import, aeds, bench, demo):
     module.register(main)

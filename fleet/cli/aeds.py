@@ -51,7 +51,8 @@ def _one_line(status: AedStatus) -> str:
     reasons = ",".join(status.readiness.reasons) or "-"
     where = status.municipality or "?"
     access = "open" if status.access.accessible else status.access.reason
-    return f"{status.aed.id:<24} {status.readiness.state.value:<10} {where:<20} {access:<16} {reasons}"
+    state = status.readiness.state.value
+    return f"{status.aed.id:<24} {state:<10} {where:<20} {access:<16} {reasons}"
 
 
 @aeds.command("show")
@@ -75,7 +76,8 @@ def show(ctx: Context, aed_id: str, at: str | None, as_json: bool) -> None:
     click.echo(f"  location:      {doc['lat']}, {doc['lon']}  {doc['address'] or ''}")
     click.echo(f"  municipality:  {doc['municipality'] or 'unknown'}")
     click.echo(f"  where exactly: {doc['location_hint'] or 'not given'}")
-    click.echo(f"  access:        {doc['access']}, opening hours {doc['opening_hours'] or 'unknown'}")
+    hours = doc["opening_hours"] or "unknown"
+    click.echo(f"  access:        {doc['access']}, opening hours {hours}")
     click.echo(f"  pads expiry:   {doc['pads_expiry'] or 'unknown'}")
     click.echo(f"  battery expiry:{' ' + (doc['battery_expiry'] or 'unknown')}")
     click.echo(f"  manager:       {doc['manager'] or 'unknown'}")

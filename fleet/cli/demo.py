@@ -33,7 +33,8 @@ def demo(ctx: Context) -> None:
     now = parse_time(None, ctx.settings)
     click.secho("1. database schema", bold=True)
     migrate.upgrade(engine)
-    click.echo(f"   at revision {migrate.current_revision(engine)} ({engine.url.render_as_string()})")
+    revision = migrate.current_revision(engine)
+    click.echo(f"   at revision {revision} ({engine.url.render_as_string()})")
 
     click.secho("2. municipality boundaries (CBS, CC BY 4.0)", bold=True)
     click.echo(f"   {load_municipalities(engine, read_boundaries())} Dutch municipalities loaded")

@@ -1,7 +1,7 @@
 """registry: AEDs, cabinets, managers, municipalities, declarations, telemetry, events
 
 Revision ID: 0001_registry
-Revises: 
+Revises:
 Create Date: 2026-11-27
 
 """
@@ -23,7 +23,7 @@ depends_on: Union[str, Sequence[str], None] = None
 
 def upgrade() -> None:
     """Upgrade schema."""
-    
+
     op.create_table('manager',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
@@ -139,12 +139,12 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['device_id'], ['cabinet.device_id'], ),
     sa.PrimaryKeyConstraint('device_id')
     )
-    
+
 
 
 def downgrade() -> None:
     """Downgrade schema."""
-    
+
     op.drop_table('telemetrystate')
     with op.batch_alter_table('deviceevent', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_deviceevent_ts'))
@@ -173,4 +173,4 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_manager_name'))
 
     op.drop_table('manager')
-    
+

@@ -1,0 +1,58 @@
+"""`aedfleet bench ...`: benchmarks; each ends with one line holding a JSON object of figures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from fleet import bench as benchmarks
+from fleet.cli import Context, pass_context
+
+DEFAULT_IMPORT_FILE = Path("tests/data/ch_osm_defibrillators_2020-12.geojson")
+
+
+@click.group()
+def bench() -> None:
+    """Benchmarks (full runs take a minute; --quick for a small, fast form)."""
+
+
+@bench.command()
+@click.option("--aeds", "count", default=25_000, show_default=True, help="Fleet size.")
+@click.option("--repeat", default=3, show_default=True, help="Runs; the best is reported.")
+@click.option("--quick", is_flag=True, help="2,000 AEDs, one run: a smoke test.")
+@pass_context
+def readiness(ctx: Context, count: int, repeat: int, quick: bool) -> None:
+    """Readiness of a national-size fleet in one pass, against a per-AED query baseline."""
+    if quick:
+        count, repeat = 2_000, 1
+    figures = benchmarks.bench_readiness(count, repeat, baseline_sample=min(2_000, count),
+                                         settings=ctx.settings)
+    click.echo(f"readiness of {figures['aeds']} AEDs: one pass {figures['one_pass_s']} s "
+               f"({figures['one_pass_aeds_per_s']} AEDs/s; rules alone "
+               f"{figures['rules_only_us_per_aed']} µs per AED); per-AED queries baseline "
+               f"{figures['baseline_per_aed_queries_s']} s: {figures['speedup_vs_baseline']}x")
+    click.echo(json.dumps(figures))
+
+
+@bench.command("import")
+@click.argument("file", required=False, type=click.Path(exists=True, dir_okay=False,
+                                                         path_type=Path))
+@click.option("--repeat", default=3, show_default=True, help="Runs; the best is reported.")
+@click.option("--quick", is_flag=True, help="One run: a smoke test.")
+def import_bench(file: Path | None, repeat: int, quick: bool) -> None:
+    """Import of FILE (default: the 1,550 real Swiss OSM AEDs) against row-by-row commits."""
+    path = file or DEFAULT_IMPORT_FILE
+    if not path.is_file():
+        raise click.UsageError(f"{path} not found: give a registry file")
+    figures = benchmarks.bench_import(path, 1 if quick else repeat)
+    click.echo(f"import of {figures['rows']} rows ({figures['file']}): "
+               f"{figures['rows_per_s']} rows/s, {figures['import_s']} s in one transaction; "
+               f"row-by-row baseline {figures['baseline_row_by_row_s']} s: "
+               f"{figures['speedup_vs_baseline']}x")
+    click.echo(json.dumps(figures))
+
+
+def register(main: click.Group) -> None:
+    main.add_command(bench)
