@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, func
 from sqlalchemy import select as sa_select
@@ -282,8 +283,10 @@ def _iso(value: date | datetime | None) -> str | None:
 
 
 def reading_from_state(state: TelemetryState) -> CabinetReading:
+    # A cabinet whose clock runs ahead must not look fresher than when its report arrived.
     return CabinetReading(
-        reported_at=state.ts, online=state.online, battery_pct=state.battery_pct,
+        reported_at=min(state.ts, state.received_at), online=state.online,
+        battery_pct=state.battery_pct,
         battery_expiry=state.battery_expiry, pads_expiry=state.pads_expiry,
         self_test=state.self_test, self_test_at=state.self_test_ts, door_open=state.door_open,
         door_open_since=state.door_open_since, aed_present=state.aed_present,
@@ -330,13 +333,15 @@ def evaluate_status(aed: Aed, municipality: str | None, manager: str | None,
                     declaration: ReadinessDeclaration | None, settings: Settings,
                     now: datetime) -> AedStatus:
     policy = settings.readiness
+    # Expiry dates are local calendar dates: "today" is today where the AED is.
+    local_now = now.astimezone(ZoneInfo(settings.timezone))
     readiness = evaluate_readiness(
         AedFacts(has_cabinet=device_id is not None, out_of_service=aed.out_of_service,
                  in_use=aed.in_use_incident is not None, pads_expiry=aed.pads_expiry,
                  battery_expiry=aed.battery_expiry),
         reading_from_state(telemetry) if telemetry is not None else None,
         Declaration(declaration.declared_at) if declaration is not None else None,
-        now, policy)
+        local_now, policy)
     access = accessible_at(aed.access, aed.opening_hours, now, settings.timezone,
                            settings.country)
     return AedStatus(

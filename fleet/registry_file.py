@@ -30,6 +30,7 @@ from fleet.errors import ImportFileError
 from fleet.models import AedCreate
 
 ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+OSM_REF = re.compile(r"(node|way|relation)/\d+")
 
 REGISTRY_COLUMNS = (
     "id", "lat", "lon", "address", "municipality", "opening_hours", "access", "indoor",
@@ -151,22 +152,28 @@ def parse_csv(text: str, id_prefix: str = "", source: str | None = None) -> Pars
             parsed.rejections.append(RowRejection(reader.line_num, f"unreadable CSV: {exc}"))
             break
         line = reader.line_num
+        if not any(v.strip() for v in row.values() if isinstance(v, str)) and None not in row:
+            continue  # a blank line, or one of spaces only
         if None in row:
             parsed.rejections.append(RowRejection(
-                line, f"row has more fields than the header's {len(header)}"))
+                line, f"row has more fields than the header's {len(header)}", _row_id(row)))
             continue
         if any(value is None for value in row.values()):
             filled = sum(value is not None for value in row.values())
             parsed.rejections.append(RowRejection(
-                line, f"row has {filled} of the header's {len(header)} fields (truncated?)"))
+                line, f"row has {filled} of the header's {len(header)} fields (truncated?)",
+                _row_id(row)))
             continue
-        if not any(v.strip() for v in row.values()):
-            continue  # a blank line
         raw = {k.strip().lower(): v for k, v in row.items()}
         if is_osm:
             raw["id"] = _osm_id(raw.get("osm_type") or "node", raw.get("osm_id"))
         _add_record(parsed, line, raw, id_prefix, source or parsed.format, seen)
     return parsed
+
+
+def _row_id(row: dict[str | None, object]) -> str | None:
+    value = row.get("id") or row.get("osm_id")
+    return value.strip() or None if isinstance(value, str) else None
 
 
 def parse_geojson(text: str, id_prefix: str = "", source: str | None = None) -> ParsedFile:
@@ -186,17 +193,18 @@ def parse_geojson(text: str, id_prefix: str = "", source: str | None = None) -> 
     seen: dict[str, int] = {}
     for number, feature in enumerate(features, start=1):
         try:
-            raw = _feature_fields(feature)
+            raw, from_osm = _feature_fields(feature)
         except RowError as exc:
             parsed.rejections.append(RowRejection(number, str(exc)))
             continue
-        if raw.get("osm_id") not in (None, "") or str(raw.get("id", "")).startswith("node/"):
+        if from_osm:
             parsed.format = "osm-geojson"
         _add_record(parsed, number, raw, id_prefix, source or parsed.format, seen)
     return parsed
 
 
-def _feature_fields(feature: Any) -> dict[str, str]:
+def _feature_fields(feature: Any) -> tuple[dict[str, str], bool]:
+    """The feature's fields, and whether it is an OpenStreetMap element."""
     if not isinstance(feature, dict) or feature.get("type") != "Feature":
         raise RowError("not a GeoJSON Feature")
     props = feature.get("properties") or {}
@@ -214,14 +222,18 @@ def _feature_fields(feature: Any) -> dict[str, str]:
     raw["lon"], raw["lat"] = str(coords[0]), str(coords[1])
     osm_type = raw.get("osm_type") or ""
     feature_id = feature.get("id")
+    osm_ref = next((ref for ref in (feature_id, raw.get("@id"))
+                    if isinstance(ref, str) and OSM_REF.fullmatch(ref)), None)
     if raw.get("osm_id"):
         raw["id"] = _osm_id(osm_type or "node", raw["osm_id"])
-    elif isinstance(feature_id, str) and re.fullmatch(r"(node|way|relation)/\d+", feature_id):
-        kind, number = feature_id.split("/")
+        return raw, True
+    if osm_ref is not None:
+        kind, number = osm_ref.split("/")
         raw["id"] = _osm_id(kind, number)
-    elif not raw.get("id") and feature_id is not None:
+        return raw, True
+    if not raw.get("id") and feature_id is not None:
         raw["id"] = str(feature_id)
-    return raw
+    return raw, False
 
 
 def _osm_id(osm_type: str, osm_id: str | None) -> str:
