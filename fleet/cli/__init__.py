@@ -73,7 +73,8 @@ def progress_bar(length: int, label: str):  # type: ignore[no-untyped-def]
     return click.progressbar(length=length, label=label, file=sys.stderr)
 
 
+from device_agents import cli as device_cli  # noqa: E402
 from fleet.cli import aeds, bench, db, demo, registry_import  # noqa: E402
 
-for module in (db, registry_import, aeds, bench, demo):
+for module in (db, registry_import, aeds, bench, demo, device_cli):
     module.register(main)
