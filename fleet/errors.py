@@ -21,3 +21,7 @@ class ImportFileError(FleetError):
 
 class InvalidDeclarationError(FleetError):
     """A readiness declaration that cannot be recorded (future date, no declarant)."""
+
+
+class SchemaError(FleetError):
+    """The database is missing or its schema is not at the revision this aedfleet needs."""

@@ -9,6 +9,9 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from fleet.errors import SchemaError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -51,3 +54,17 @@ def revision(engine: Engine, message: str) -> None:
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.revision(config, message=message, autogenerate=True)
+
+
+def require_head(engine: Engine) -> None:
+    """Raise `SchemaError` unless the database schema is at the newest revision."""
+    try:
+        current = current_revision(engine)
+    except SQLAlchemyError as exc:
+        raise SchemaError(f"cannot open the database {engine.url.render_as_string()}: "
+                          f"{exc.__class__.__name__}: {str(exc).splitlines()[0]}") from exc
+    head = head_revision(engine)
+    if current != head:
+        raise SchemaError(
+            f"the database {engine.url.render_as_string()} is at schema revision "
+            f"{current or 'none'}, this aedfleet needs {head}: run `aedfleet db upgrade`")

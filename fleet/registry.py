@@ -184,15 +184,19 @@ def _store_record(session: Session, line: int, record: AedCreate, existing: dict
     if not aed.opening_hours:
         report.without_hours += 1
 
-    if device_id and cabinet is None:
+    if device_id and (cabinet is None or cabinet.aed_id is None):
         previous = held.get(record.id)
         if previous is not None:
             # The AED moved to another cabinet: the old one no longer holds it.
             previous.aed_id = None
             session.flush()
-        cabinet = Cabinet(device_id=device_id, aed_id=record.id)
-        session.add(cabinet)
-        cabinets[device_id] = held[record.id] = cabinet
+        if cabinet is None:
+            cabinet = Cabinet(device_id=device_id, aed_id=record.id)
+            session.add(cabinet)
+            cabinets[device_id] = cabinet
+        else:
+            cabinet.aed_id = record.id
+        held[record.id] = cabinet
 
 
 def record_declaration(engine: Engine, aed_id: str, declared_by: str, declared_at: datetime,

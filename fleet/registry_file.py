@@ -25,6 +25,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from fleet.access import opening_hours_error
 from fleet.errors import ImportFileError
 from fleet.models import AedCreate
@@ -57,6 +59,7 @@ PRIVATE_ACCESS = {"private", "no", "employees", "staff"}
 TRUE_WORDS = {"yes", "true", "1", "y"}
 FALSE_WORDS = {"no", "false", "0", "n"}
 
+MAX_SOURCE = 40
 MAX_FIELD = {
     "address": 300, "location_hint": 500, "name": 200, "manager": 200, "municipality": 120,
     "opening_hours": 500, "cabinet_code": 32, "serial": 64, "make": 100, "model": 100,
@@ -96,6 +99,10 @@ class RowError(ValueError):
 
 def read_registry_file(path: Path, id_prefix: str = "", source: str | None = None) -> ParsedFile:
     """Parse a registry file of any supported format."""
+    if source is not None and not 1 <= len(source) <= MAX_SOURCE:
+        raise ImportFileError(f"source name must be 1-{MAX_SOURCE} characters")
+    if id_prefix and not ID_RE.match(id_prefix):
+        raise ImportFileError("id prefix may hold only letters, digits, '-' and '_'")
     text = _read_text(path)
     name = path.name.lower().removesuffix(".gz")
     if name.endswith((".geojson", ".json")) or text.lstrip().startswith("{"):
@@ -317,7 +324,11 @@ def record_from_fields(raw: dict[str, str], id_prefix: str = "",
     for name, limit in MAX_FIELD.items():
         if isinstance(values.get(name), str) and len(values[name]) > limit:
             raise RowError(f"{name} longer than {limit} characters")
-    return AedCreate(**values)
+    try:
+        return AedCreate(**values)
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        raise RowError(f"{'.'.join(str(p) for p in problem['loc'])}: {problem['msg']}") from None
 
 
 def _coordinates(lat_text: str | None, lon_text: str | None) -> tuple[float, float]:

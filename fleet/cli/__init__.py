@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 import click
 from sqlalchemy import Engine
 
+from fleet import migrate
 from fleet.db import make_engine
 from fleet.errors import FleetError
 from fleet.settings import Settings, load_settings
@@ -21,12 +22,23 @@ class Context:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._engine: Engine | None = None
+        self._checked = False
 
     @property
-    def engine(self) -> Engine:
+    def unchecked_engine(self) -> Engine:
+        """The engine, whatever revision its schema is at (for `db` commands and the demo)."""
         if self._engine is None:
             self._engine = make_engine(self.settings.database_url)
         return self._engine
+
+    @property
+    def engine(self) -> Engine:
+        """The engine of a database whose schema is at the newest revision."""
+        engine = self.unchecked_engine
+        if not self._checked:
+            migrate.require_head(engine)
+            self._checked = True
+        return engine
 
 
 pass_context = click.make_pass_decorator(Context)

@@ -22,8 +22,9 @@ def db() -> None:
 @pass_context
 def upgrade(ctx: Context, revision: str) -> None:
     """Bring the database schema up to REVISION (default: the newest)."""
-    migrate.upgrade(ctx.engine, revision)
-    click.echo(f"database at revision {migrate.current_revision(ctx.engine)}", err=True)
+    engine = ctx.unchecked_engine
+    migrate.upgrade(engine, revision)
+    click.echo(f"database at revision {migrate.current_revision(engine)}", err=True)
 
 
 @db.command()
@@ -31,16 +32,17 @@ def upgrade(ctx: Context, revision: str) -> None:
 @pass_context
 def downgrade(ctx: Context, revision: str) -> None:
     """Take the schema down to REVISION (`base` drops every table)."""
-    migrate.downgrade(ctx.engine, revision)
-    click.echo(f"database at revision {migrate.current_revision(ctx.engine)}", err=True)
+    engine = ctx.unchecked_engine
+    migrate.downgrade(engine, revision)
+    click.echo(f"database at revision {migrate.current_revision(engine)}", err=True)
 
 
 @db.command()
 @pass_context
 def current(ctx: Context) -> None:
     """Print the schema revision of the database and the newest one known."""
-    click.echo(f"current: {migrate.current_revision(ctx.engine)}")
-    click.echo(f"head:    {migrate.head_revision(ctx.engine)}")
+    click.echo(f"current: {migrate.current_revision(ctx.unchecked_engine)}")
+    click.echo(f"head:    {migrate.head_revision(ctx.unchecked_engine)}")
 
 
 @click.group()

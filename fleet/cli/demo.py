@@ -29,7 +29,7 @@ DEMO_REGISTRY = "demo_registry_utrecht.csv"
 @pass_context
 def demo(ctx: Context) -> None:
     """Run the demo on the configured database (default: SQLite under ./var)."""
-    engine = ctx.engine
+    engine = ctx.unchecked_engine
     now = parse_time(None, ctx.settings)
     click.secho("1. database schema", bold=True)
     migrate.upgrade(engine)
