@@ -27,7 +27,7 @@ from device_agents.changes import TemperatureLimits, transition_events
 from device_agents.config import AgentConfig, agent_password, parse_mqtt_url, tls_context
 from device_agents.errors import CabinetReadError, CommandError
 from device_agents.reading import ControllerReading
-from device_agents.sources import CabinetSource
+from device_agents.sources import CabinetSource, raise_if_cancelled
 from device_agents.spool import Spool
 
 logger = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ class CabinetAgent:
         self._wakeup = asyncio.Event()
         self._fault: str | None = None
         self._last: ControllerReading | None = _reading_from_state(spool.load_state("reading"))
-        self._answered: OrderedDict[str, str] = OrderedDict()
+        self._answers: OrderedDict[str, asyncio.Future[str]] = OrderedDict()
         self._sent_upto = spool.acked_seq
 
     async def run(self) -> None:
@@ -93,9 +93,11 @@ class CabinetAgent:
         last_telemetry = float("-inf")  # the first reading is always sent
         while True:
             try:
-                reading = await asyncio.wait_for(self.source.read(),
-                                                 config.source.timeout_s * 3)
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation.
+                async with asyncio.timeout(config.source.timeout_s * 3):
+                    reading = await self.source.read()
             except (CabinetReadError, TimeoutError) as exc:
+                raise_if_cancelled()
                 reason = str(exc) or "controller did not answer in time"
                 if self._fault is None:
                     logger.warning("cannot read the cabinet controller: %s", reason)
@@ -125,6 +127,7 @@ class CabinetAgent:
             if reading != self._last:
                 self._last = reading
                 self.spool.save_state("reading", _reading_to_state(reading))
+            raise_if_cancelled()  # in case a library swallowed it
             await asyncio.sleep(config.poll_interval_s)
 
     # --- the MQTT link ----------------------------------------------------------------
@@ -230,16 +233,19 @@ class CabinetAgent:
             logger.warning("refusing command: %s", exc)
             self._spool_event("cmd_result", f"error: {exc}", exc.cmd_id)
             return
-        if command.cmd_id in self._answered:  # a redelivered command is not carried out twice
-            self._spool_event("cmd_result", self._answered[command.cmd_id], command.cmd_id)
+        earlier = self._answers.get(command.cmd_id)
+        if earlier is not None:  # a redelivered command is answered, not carried out twice
+            self._spool_event("cmd_result", await earlier, command.cmd_id)
             return
+        answer: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._answers[command.cmd_id] = answer
+        while len(self._answers) > 100:
+            self._answers.popitem(last=False)
         try:
             detail = await self._carry_out(command)
         except (CabinetReadError, TimeoutError) as exc:
             detail = f"error: {exc or 'controller did not answer in time'}"
-        self._answered[command.cmd_id] = detail
-        while len(self._answered) > 100:
-            self._answered.popitem(last=False)
+        answer.set_result(detail)
         self._spool_event("cmd_result", detail, command.cmd_id)
 
     async def _carry_out(self, command: payloads.Command) -> str:
@@ -248,9 +254,11 @@ class CabinetAgent:
             return "ok: pong"
         if command.cmd == "unlock":
             assert command.valid_s is not None
-            await asyncio.wait_for(self.source.unlock(command.valid_s), timeout)
+            async with asyncio.timeout(timeout):
+                await self.source.unlock(command.valid_s)
             return f"ok: unlocked for {command.valid_s} s"
-        reading = await asyncio.wait_for(self.source.read(), timeout)
+        async with asyncio.timeout(timeout):
+            reading = await self.source.read()
         return f"ok: last self-test {reading.self_test or 'unknown'}"
 
 

@@ -108,5 +108,6 @@ def read_credentials(folder: Path) -> dict[str, str]:
 
 def _write_private(path: Path, text: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # also when the file existed with a wider mode
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(text)

@@ -13,7 +13,7 @@ from device_agents.reading import ControllerReading
 
 VERSION = 1
 MAX_PAYLOAD = 4096
-DEVICE_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+DEVICE_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 EVENT_TYPES = frozenset({
     "door_opened", "door_closed", "aed_removed", "aed_returned", "self_test_failed", "tamper",
     "power_lost", "power_restored", "temperature_alarm", "source_fault", "source_restored",
@@ -71,7 +71,7 @@ def parse_ack(data: bytes) -> int:
     """The seq an `ack` payload covers; raises ValueError for anything malformed."""
     document = _json_object(data)
     seq = document.get("seq")
-    if document.get("v") != VERSION or not isinstance(seq, int) or isinstance(seq, bool) \
+    if not _is_version(document.get("v")) or not isinstance(seq, int) or isinstance(seq, bool) \
             or seq < 0:
         raise ValueError("ack needs v=1 and a non-negative integer seq")
     return seq
@@ -91,9 +91,9 @@ def parse_command(data: bytes) -> Command:
     except ValueError as exc:
         raise CommandError(f"malformed command: {exc}") from None
     cmd_id = document.get("cmd_id")
-    if not isinstance(cmd_id, str) or not DEVICE_ID_RE.match(cmd_id):
+    if not isinstance(cmd_id, str) or not DEVICE_ID_RE.fullmatch(cmd_id):
         raise CommandError("malformed command: cmd_id must be 1-64 letters, digits, '-' or '_'")
-    if document.get("v") != VERSION:
+    if not _is_version(document.get("v")):
         raise CommandError(f"unsupported command version {document.get('v')!r}", cmd_id)
     cmd = document.get("cmd")
     if cmd not in COMMANDS:
@@ -106,6 +106,10 @@ def parse_command(data: bytes) -> Command:
                 or not 1 <= valid_s <= MAX_UNLOCK_S:
             raise CommandError(f"unlock valid_s must be 1..{MAX_UNLOCK_S} seconds", cmd_id)
     return Command(cmd_id=cmd_id, cmd=cmd, valid_s=valid_s if cmd == "unlock" else None)
+
+
+def _is_version(value: object) -> bool:
+    return type(value) is int and value == VERSION  # True == 1 in Python; not on the wire
 
 
 def _json_object(data: bytes) -> dict[str, Any]:

@@ -6,6 +6,7 @@ where HH is the XOR of every byte between `$` and `*`, two upper-case hex digits
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date
 
@@ -47,6 +48,8 @@ def parse_line(line: bytes | str) -> Frame:
             raise FrameError("non-ASCII bytes on the line", "noise") from None
     else:
         text = line
+        if not text.isascii():
+            raise FrameError("non-ASCII characters on the line", "noise")
     text = text.strip("\r\n")
     if len(text) > MAX_LINE:
         raise FrameError(f"line longer than {MAX_LINE} characters")
@@ -108,10 +111,10 @@ def status_body(controller_seq: int, reading: ControllerReading) -> str:
 
 
 def _integer(name: str, text: str, low: int, high: int) -> int:
-    try:
-        value = int(text, 10)
-    except ValueError:
-        raise FrameError(f"{name} {text!r} is not a whole number", "bad_value") from None
+    # Plain decimal digits only (int() would also take '+', spaces and '_').
+    if not re.fullmatch(r"-?[0-9]{1,10}" if low < 0 else r"[0-9]{1,10}", text):
+        raise FrameError(f"{name} {text!r} is not a whole number", "bad_value")
+    value = int(text)
     if not low <= value <= high:
         raise FrameError(f"{name} {value} out of range {low}..{high}", "bad_value")
     return value

@@ -132,8 +132,9 @@ def _decode(descriptor: RegisterDescriptor, raw: list[int]) -> Any:
     value = number * descriptor.scale
     if descriptor.min is not None and value < descriptor.min or \
             descriptor.max is not None and value > descriptor.max:
-        raise CabinetReadError(f"{name}: {value:g} out of range "
-                               f"{descriptor.min:g}..{descriptor.max:g}")
+        low = "" if descriptor.min is None else f"{descriptor.min:g}"
+        high = "" if descriptor.max is None else f"{descriptor.max:g}"
+        raise CabinetReadError(f"{name}: {value:g} out of range {low}..{high}")
     if descriptor.scale == 1.0:
         return int(value)
     return round(value, 6)

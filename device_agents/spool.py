@@ -116,10 +116,12 @@ class Spool:
         telemetry = [row[0] for row in self._db.execute(
             "SELECT seq FROM message WHERE kind = 'telemetry' ORDER BY seq")]
         older = telemetry[:-1][: max(1, len(telemetry) // 2)]
-        doomed = older[::2]
+        # Every second one after the oldest, so the thinned history keeps its span.
+        doomed = older[1::2] or older[:1]
         if not doomed:
-            logger.error("spool full with %d events and no telemetry to thin: keeping all "
-                         "events, growing past the bound of %d", self._count, self.max_messages)
+            logger.error("spool full with %d messages, nearly all events, and no older "
+                         "telemetry to thin: keeping every event, growing past the bound of %d",
+                         self._count, self.max_messages)
             return
         self._db.executemany("DELETE FROM message WHERE seq = ?", [(s,) for s in doomed])
         self._count -= len(doomed)

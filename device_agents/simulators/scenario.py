@@ -71,6 +71,11 @@ def load_scenario(path: Path) -> Scenario:
         _reading(scenario.initial)
         for step in scenario.steps:
             _reading({**scenario.initial, **step.set})
+        for ramp in scenario.ramps:
+            value = getattr(_reading(scenario.initial), ramp.field, "missing")
+            if value == "missing" or isinstance(value, bool) or \
+                    not isinstance(value, int | float | None):
+                raise ValueError(f"ramp on {ramp.field!r}: not a numeric reading field")
     except (ValidationError, TypeError, ValueError) as exc:
         raise AgentError(f"{path}: {exc}") from exc
     return scenario

@@ -149,6 +149,10 @@ class SerialSource:
                     raise CabinetReadError("the controller did not confirm the unlock ($ACK,UNLK)")
                 self._frame_arrived.wait(remaining)
 
+    async def open(self) -> None:
+        """Open the line now (it is opened on first use otherwise); input waiting is dropped."""
+        await asyncio.to_thread(self._open)
+
     async def read(self) -> ControllerReading:
         return await asyncio.to_thread(self._poll_blocking)
 

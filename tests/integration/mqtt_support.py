@@ -1,0 +1,142 @@
+"""A real Mosquitto broker for tests, and a fleet-side receiver that acks like the fleet does."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+import pytest
+
+from device_agents.broker_config import read_credentials, write_broker_config
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_until(condition: Any, timeout_s: float, what: str, interval_s: float = 0.05) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+        time.sleep(interval_s)
+
+
+async def eventually(condition: Any, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+class Mosquitto:
+    """A Mosquitto process with the project's generated configuration (per-device ACL)."""
+
+    def __init__(self, folder: Path, devices: list[str]) -> None:
+        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        if not Path(binary).exists():
+            pytest.skip("mosquitto is not installed (apt-get install mosquitto; .ci/run does)")
+        self.binary = binary
+        self.folder = folder
+        self.port = free_port()
+        write_broker_config(folder, devices, ["fleet"], port=self.port, run_as_root=True)
+        self.credentials = read_credentials(folder)
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def url(self, user: str) -> str:
+        return f"mqtt://{user}:{self.credentials[user]}@127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        log = (self.folder / "mosquitto.log").open("ab")
+        self.process = subprocess.Popen([self.binary, "-c", str(self.folder / "mosquitto.conf")],
+                                        stdout=log, stderr=subprocess.STDOUT)
+        wait_until(self._accepts, 10, f"mosquitto on port {self.port}")
+
+    def _accepts(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                return True
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(10)
+            self.process = None
+
+
+@dataclass
+class Received:
+    topic: str
+    payload: dict[str, Any]
+    at: float
+
+
+@dataclass
+class FleetReceiver:
+    """Subscribes as the fleet, records every message and acks each device's highest seq.
+
+    Like the fleet's ingest, it keeps a persistent session (clean_session=False, QoS 1), so the
+    broker holds messages for it while it is disconnected; it reconnects on its own.
+    """
+
+    url_host: str
+    port: int
+    password: str
+    ack: bool = True
+    messages: list[Received] = field(default_factory=list)
+    acks: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
+    _task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        connected = asyncio.Event()
+        self._task = asyncio.create_task(self._run(connected))
+        await asyncio.wait_for(connected.wait(), 15)
+
+    async def _run(self, connected: asyncio.Event) -> None:
+        while True:
+            try:
+                async with aiomqtt.Client(self.url_host, self.port, username="fleet",
+                                          password=self.password, clean_session=False,
+                                          identifier=f"fleet-test-{id(self)}") as client:
+                    for leaf in ("telemetry", "event", "status"):
+                        await client.subscribe(f"aed/+/{leaf}", qos=1)
+                    connected.set()
+                    async for message in client.messages:
+                        payload = json.loads(message.payload)  # type: ignore[arg-type]
+                        self.messages.append(Received(message.topic.value, payload,
+                                                      time.monotonic()))
+                        seq = payload.get("seq")
+                        device = message.topic.value.split("/")[1]
+                        if self.ack and isinstance(seq, int):
+                            best = max([seq] + [s for s, _ in self.acks.get(device, [])])
+                            self.acks.setdefault(device, []).append((best, time.monotonic()))
+                            await client.publish(f"aed/{device}/ack",
+                                                 json.dumps({"v": 1, "seq": best}), qos=1)
+            except aiomqtt.MqttError:
+                await asyncio.sleep(0.2)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    def of(self, device: str, leaf: str) -> list[dict[str, Any]]:
+        return [m.payload for m in self.messages if m.topic == f"aed/{device}/{leaf}"]
+
+    def seqs(self, device: str) -> list[int]:
+        """Every seq received from the device, in arrival order (duplicates included)."""
+        return [m.payload["seq"] for m in self.messages
+                if m.topic.startswith(f"aed/{device}/") and "seq" in m.payload]
