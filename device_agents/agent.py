@@ -32,9 +32,6 @@ from device_agents.spool import Spool
 
 logger = logging.getLogger(__name__)
 
-PUBLISH_BATCH = 100
-
-
 @dataclass
 class AgentStats:
     published: int = 0
@@ -145,7 +142,7 @@ class CabinetAgent:
                     endpoint.host, endpoint.port, username=endpoint.username,
                     password=agent_password(endpoint), identifier=config.device_id, will=will,
                     tls_context=tls_context(endpoint, config.tls_ca_file), keepalive=30,
-                    timeout=10, max_inflight_messages=PUBLISH_BATCH,
+                    timeout=10, max_inflight_messages=config.publish_batch,
                 ) as client:
                     await client.subscribe(config.topic("ack"), qos=1)
                     await client.subscribe(config.topic("cmd"), qos=1)
@@ -187,7 +184,7 @@ class CabinetAgent:
                 acked = self.spool.acked_seq
                 last_progress = time.monotonic()
             room = config.max_unacked - (self._sent_upto - acked)
-            batch = self.spool.pending(self._sent_upto, min(PUBLISH_BATCH, room)) \
+            batch = self.spool.pending(self._sent_upto, min(config.publish_batch, room)) \
                 if room > 0 else []
             if batch:
                 await asyncio.gather(*(

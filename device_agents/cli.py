@@ -150,9 +150,3 @@ def broker_config(ctx: click.Context, folder: Path, devices: tuple[str, ...], fr
                                       read_credentials(folder), run_as_root)
     click.echo(f"{len(credentials)} accounts written to {folder} "
                f"(start: mosquitto -c {folder / 'mosquitto.conf'})", err=True)
-
-
-def register(main: click.Group) -> None:
-    main.add_command(agent)
-    main.add_command(simulate)
-    main.add_command(broker_config)

@@ -48,6 +48,8 @@ class AgentConfig(BaseModel):
     backoff_min_s: float = Field(default=1.0, gt=0)
     backoff_max_s: float = Field(default=60.0, gt=0)
     max_unacked: int = Field(default=2_000, ge=1)
+    publish_batch: int = Field(default=100, ge=1, le=1_000)
+    """Messages in flight to the broker at once (1 = wait for each PUBACK)."""
     temperature_low_c: float = 0.0
     temperature_high_c: float = 50.0
     source: SourceConfig

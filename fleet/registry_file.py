@@ -31,7 +31,7 @@ from fleet.access import opening_hours_error
 from fleet.errors import ImportFileError
 from fleet.models import AedCreate
 
-ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 OSM_REF = re.compile(r"(node|way|relation)/\d+")
 
 REGISTRY_COLUMNS = (
@@ -101,7 +101,7 @@ def read_registry_file(path: Path, id_prefix: str = "", source: str | None = Non
     """Parse a registry file of any supported format."""
     if source is not None and not 1 <= len(source) <= MAX_SOURCE:
         raise ImportFileError(f"source name must be 1-{MAX_SOURCE} characters")
-    if id_prefix and not ID_RE.match(id_prefix):
+    if id_prefix and not ID_RE.fullmatch(id_prefix):
         raise ImportFileError("id prefix may hold only letters, digits, '-' and '_'")
     text = _read_text(path)
     name = path.name.lower().removesuffix(".gz")
@@ -285,7 +285,7 @@ def record_from_fields(raw: dict[str, str], id_prefix: str = "",
     if not aed_id:
         raise RowError("missing id")
     aed_id = id_prefix + aed_id
-    if not ID_RE.match(aed_id):
+    if not ID_RE.fullmatch(aed_id):
         raise RowError(f"invalid id {aed_id!r}: use 1-64 letters, digits, '-' or '_'")
 
     values: dict[str, Any] = {"id": aed_id, "source": source}
@@ -317,7 +317,7 @@ def record_from_fields(raw: dict[str, str], id_prefix: str = "",
         if fields.get(name):
             values[name] = _date(name, fields[name])
     if fields.get("device_id"):
-        if not ID_RE.match(fields["device_id"]):
+        if not ID_RE.fullmatch(fields["device_id"]):
             raise RowError(f"invalid device_id {fields['device_id']!r}")
         values["device_id"] = fields["device_id"]
 

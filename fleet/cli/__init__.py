@@ -1,33 +1,64 @@
-"""The `aedfleet` command line: one entry point for operators, the demo and benchmarks."""
+"""The `aedfleet` command line: one entry point for operators, the demo and benchmarks.
+
+Subcommands are imported only when run (click's lazy-loading pattern), so that `aedfleet agent`
+on a cabinet's small computer loads the agent, not the registry, web and database stack.
+"""
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import click
-from sqlalchemy import Engine
 
-from fleet import migrate
-from fleet.db import make_engine
 from fleet.errors import FleetError
-from fleet.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from fleet.settings import Settings
+
+# command name -> "module:attribute"
+COMMANDS = {
+    "aeds": "fleet.cli.aeds:aeds",
+    "agent": "device_agents.cli:agent",
+    "bench": "fleet.cli.bench:bench",
+    "broker-config": "device_agents.cli:broker_config",
+    "db": "fleet.cli.db:db",
+    "declare": "fleet.cli.aeds:declare",
+    "demo": "fleet.cli.demo:demo",
+    "import": "fleet.cli.registry_import:import_file",
+    "municipalities": "fleet.cli.db:municipalities",
+    "simulate": "device_agents.cli:simulate",
+}
 
 
 class Context:
     """What every command needs: the settings, and an engine made on first use."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+    def __init__(self) -> None:
+        self._settings: Settings | None = None
         self._engine: Engine | None = None
         self._checked = False
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            from fleet.settings import load_settings
+
+            self._settings = load_settings()
+        return self._settings
 
     @property
     def unchecked_engine(self) -> Engine:
         """The engine, whatever revision its schema is at (for `db` commands and the demo)."""
         if self._engine is None:
+            from fleet.db import make_engine
+
             self._engine = make_engine(self.settings.database_url)
         return self._engine
 
@@ -36,6 +67,8 @@ class Context:
         """The engine of a database whose schema is at the newest revision."""
         engine = self.unchecked_engine
         if not self._checked:
+            from fleet import migrate
+
             migrate.require_head(engine)
             self._checked = True
         return engine
@@ -45,7 +78,19 @@ pass_context = click.make_pass_decorator(Context)
 
 
 class FleetGroup(click.Group):
-    """Turns every `FleetError` into a one-line message and exit status 1."""
+    """Loads subcommands on demand; turns every `FleetError` into a one-line message."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, attribute = target.split(":")
+        command = getattr(importlib.import_module(module_name), attribute)
+        assert isinstance(command, click.Command)
+        return command
 
     def invoke(self, ctx: click.Context) -> object:
         try:
@@ -61,10 +106,7 @@ def main(ctx: click.Context, verbose: bool) -> None:
     """aedfleet: keep a region's AEDs ready and send them to cardiac arrests."""
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        ctx.obj = Context(load_settings())
-    except FleetError as exc:
-        raise click.ClickException(str(exc)) from exc
+    ctx.obj = Context()
 
 
 def parse_time(value: str | None, settings: Settings) -> datetime:
@@ -83,10 +125,3 @@ def parse_time(value: str | None, settings: Settings) -> datetime:
 def progress_bar(length: int, label: str):  # type: ignore[no-untyped-def]
     """A progress bar on stderr (shown only on a terminal)."""
     return click.progressbar(length=length, label=label, file=sys.stderr)
-
-
-from device_agents import cli as device_cli  # noqa: E402
-from fleet.cli import aeds, bench, db, demo, registry_import  # noqa: E402
-
-for module in (db, registry_import, aeds, bench, demo, device_cli):
-    module.register(main)

@@ -107,8 +107,3 @@ def declare(ctx: Context, aed_id: str, declared_by: str, at: str | None,
     click.echo(f"declaration recorded for {aed_id}; readiness now {status.readiness.state.value}"
                + (f" ({', '.join(status.readiness.reasons)})" if status.readiness.reasons else ""),
                err=True)
-
-
-def register(main: click.Group) -> None:
-    main.add_command(aeds)
-    main.add_command(declare)

@@ -58,8 +58,3 @@ def load(ctx: Context, file: Path | None) -> None:
     """Load boundaries from a GeoJSON FILE (default: the bundled Dutch municipalities, CBS)."""
     count = load_municipalities(ctx.engine, read_boundaries(file))
     click.echo(f"{count} municipality boundaries loaded", err=True)
-
-
-def register(main: click.Group) -> None:
-    main.add_command(db)
-    main.add_command(municipalities)

@@ -79,7 +79,3 @@ def _declare_named_operators(ctx: Context, now: object) -> int:
         record_declaration(ctx.engine, aed_id, "demo manager", now, now,  # type: ignore[arg-type]
                            note="declared by the demo")
     return len(declared) + len(pending)
-
-
-def register(main: click.Group) -> None:
-    main.add_command(demo)

@@ -47,7 +47,3 @@ def _print_report(file: Path, report: ImportReport) -> None:
         f"{len(report.rejections)} rejected; {report.municipalities_assigned} placed in a "
         f"municipality by their coordinates; {report.without_hours} without opening hours "
         "(inaccessible until set)")
-
-
-def register(main: click.Group) -> None:
-    main.add_command(import_file)
