@@ -119,6 +119,36 @@ def simulate_serial(scenario_path: Path, link: Path | None, speed: float, loop: 
         simulator.close()
 
 
+@simulate.command("fleet")
+@click.option("--mqtt-url", required=True,
+              help="mqtt://user@host:port of a service account (password: "
+                   "AEDFLEET_AGENT_PASSWORD or in the URL).")
+@click.option("--cabinets", default=1_000, show_default=True, help="Virtual cabinets.")
+@click.option("--messages", default=10_000, show_default=True, help="Messages to publish.")
+@click.option("--rate", type=float, help="Messages per second (default: as fast as possible).")
+@click.option("--prefix", default="sim", show_default=True, help="Device ids are PREFIX-00000...")
+def simulate_fleet(mqtt_url: str, cabinets: int, messages: int, rate: float | None,
+                   prefix: str) -> None:
+    """Many virtual cabinets in one process publishing contract v1 traffic (load tests)."""
+    import os
+    from urllib.parse import quote
+
+    from device_agents.config import parse_mqtt_url
+    from device_agents.simulators.fleet import drive_fleet, virtual_fleet
+
+    try:
+        endpoint = parse_mqtt_url(mqtt_url)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    password = os.environ.get("AEDFLEET_AGENT_PASSWORD")
+    if password and endpoint.username and not endpoint.password:
+        mqtt_url = mqtt_url.replace(f"{endpoint.username}@",
+                                    f"{endpoint.username}:{quote(password, safe='')}@", 1)
+    run = asyncio.run(drive_fleet(mqtt_url, virtual_fleet(cabinets, prefix), messages, rate))
+    click.echo(f"{run.messages} messages from {run.cabinets} cabinets in {run.seconds:.2f} s "
+               f"({run.messages_per_s:.0f}/s)", err=True)
+
+
 async def _serve(coroutine: Coroutine[Any, Any, None]) -> None:
     await run_until_signalled(asyncio.ensure_future(coroutine))
 

@@ -1,0 +1,45 @@
+"""Every benchmark runs in its quick form and ends with one line of JSON figures."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from .cli import Cli
+
+
+def last_json_line(stdout: str) -> dict[str, object]:
+    figures = json.loads(stdout.strip().splitlines()[-1])
+    assert isinstance(figures, dict)
+    return figures
+
+
+def test_readiness_benchmark_reports_one_pass_against_its_baseline(plain_cli: Cli) -> None:
+    result = plain_cli("bench", "readiness", "--quick")
+    assert result.returncode == 0, result.stderr
+    figures = last_json_line(result.stdout)
+    assert figures["aeds"] == 2_000
+    assert float(figures["speedup_vs_baseline"]) > 1  # type: ignore[arg-type]
+
+
+def test_import_benchmark_reports_the_real_swiss_file_against_row_by_row(plain_cli: Cli) -> None:
+    data = Path(__file__).parents[1] / "data"
+    result = plain_cli("bench", "import", "--quick",
+                           str(data / "ch_osm_defibrillators_2020-12.geojson"))
+    assert result.returncode == 0, result.stderr
+    figures = last_json_line(result.stdout)
+    assert (figures["rows"], figures["imported"], figures["rejected"]) == (1550, 1546, 4)
+
+
+def test_agent_benchmark_reports_memory_drain_and_simulator_figures(plain_cli: Cli) -> None:
+    if shutil.which("mosquitto") is None and not Path("/usr/sbin/mosquitto").exists():
+        pytest.skip("mosquitto is not installed (apt-get install mosquitto; .ci/run does)")
+    result = plain_cli("bench", "agent", "--quick", timeout=240)
+    assert result.returncode == 0, result.stderr
+    figures = last_json_line(result.stdout)
+    for key in ("idle_rss_mb", "drain_10k_s", "sim_msgs_per_s"):
+        assert float(figures[key]) > 0, key  # type: ignore[arg-type]
+    assert figures["idle_messages"] == 1, "an unchanging cabinet sends one snapshot, not a stream"
