@@ -26,9 +26,11 @@ from device_agents import payloads
 from device_agents.changes import TemperatureLimits, transition_events
 from device_agents.config import AgentConfig, agent_password, parse_mqtt_url, tls_context
 from device_agents.errors import CabinetReadError, CommandError
+from device_agents.publishing import PublishWindow
 from device_agents.reading import ControllerReading
-from device_agents.sources import CabinetSource, raise_if_cancelled
+from device_agents.sources import CabinetSource
 from device_agents.spool import Spool
+from device_agents.tasks import cancel_and_wait
 
 logger = logging.getLogger(__name__)
 
@@ -63,11 +65,27 @@ class CabinetAgent:
         self._last: ControllerReading | None = _reading_from_state(spool.load_state("reading"))
         self._answers: OrderedDict[str, asyncio.Future[str]] = OrderedDict()
         self._sent_upto = spool.acked_seq
+        self._stopping = False
 
     async def run(self) -> None:
-        async with asyncio.TaskGroup() as tasks:
-            tasks.create_task(self._poll_loop(), name="poll")
-            tasks.create_task(self._link_loop(), name="link")
+        """Run until cancelled (or until a loop fails unexpectedly)."""
+        loops = [asyncio.create_task(self._poll_loop(), name="poll"),
+                 asyncio.create_task(self._link_loop(), name="link")]
+        try:
+            done, _ = await asyncio.wait(loops, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                task.result()
+        finally:
+            # Libraries in the loops may turn a cancellation into an I/O error (pymodbus: "no
+            # response", aiomqtt: a failed connect); the flag stops the loops all the same.
+            self._stopping = True
+            stuck = await cancel_and_wait(loops)
+            if stuck:
+                logger.error("agent loops did not stop: %s", stuck)
+
+    def _stop_if_stopping(self) -> None:
+        if self._stopping:
+            raise asyncio.CancelledError
 
     # --- producing messages -------------------------------------------------------------
 
@@ -94,7 +112,7 @@ class CabinetAgent:
                 async with asyncio.timeout(config.source.timeout_s * 3):
                     reading = await self.source.read()
             except (CabinetReadError, TimeoutError) as exc:
-                raise_if_cancelled()
+                self._stop_if_stopping()
                 reason = str(exc) or "controller did not answer in time"
                 if self._fault is None:
                     logger.warning("cannot read the cabinet controller: %s", reason)
@@ -124,7 +142,7 @@ class CabinetAgent:
             if reading != self._last:
                 self._last = reading
                 self.spool.save_state("reading", _reading_to_state(reading))
-            raise_if_cancelled()  # in case a library swallowed it
+            self._stop_if_stopping()
             await asyncio.sleep(config.poll_interval_s)
 
     # --- the MQTT link ----------------------------------------------------------------
@@ -144,6 +162,7 @@ class CabinetAgent:
                     tls_context=tls_context(endpoint, config.tls_ca_file), keepalive=30,
                     timeout=10, max_inflight_messages=config.publish_batch,
                 ) as client:
+                    client.pending_calls_threshold = config.publish_batch * 2
                     await client.subscribe(config.topic("ack"), qos=1)
                     await client.subscribe(config.topic("cmd"), qos=1)
                     await client.publish(status_topic, payloads.encode(
@@ -168,6 +187,7 @@ class CabinetAgent:
                                 qos=1, retain=True, timeout=2)
                         raise
             except* aiomqtt.MqttError as group:
+                self._stop_if_stopping()
                 self.connected.clear()
                 logger.warning("MQTT link down (%s); retrying in %.1f s",
                                group.exceptions[0], backoff)
@@ -175,10 +195,18 @@ class CabinetAgent:
             backoff = min(backoff * 2, self.config.backoff_max_s)
 
     async def _send_loop(self, client: aiomqtt.Client) -> None:
+        window = PublishWindow(client, self.config.publish_batch)
+        try:
+            await self._send_spooled(window)
+        finally:
+            window.cancel()
+
+    async def _send_spooled(self, window: PublishWindow) -> None:
         config = self.config
         last_progress = time.monotonic()
         acked = self.spool.acked_seq
         while True:
+            self._stop_if_stopping()
             self._wakeup.clear()
             if self.spool.acked_seq != acked:
                 acked = self.spool.acked_seq
@@ -187,14 +215,17 @@ class CabinetAgent:
             batch = self.spool.pending(self._sent_upto, min(config.publish_batch, room)) \
                 if room > 0 else []
             if batch:
-                await asyncio.gather(*(
-                    client.publish(config.topic(message.kind), message.payload, qos=1)
-                    for message in batch))
-                self._sent_upto = batch[-1].seq
+                if self._sent_upto <= acked:
+                    last_progress = time.monotonic()  # the ack clock starts with this send
+                for message in batch:
+                    await window.publish(config.topic(message.kind), message.payload)
+                    self._sent_upto = message.seq
                 self.stats.published += len(batch)
                 continue
+            window.raise_error()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), config.ack_timeout_s)
+                async with asyncio.timeout(config.ack_timeout_s):
+                    await self._wakeup.wait()
             stalled = time.monotonic() - last_progress >= config.ack_timeout_s
             if self.spool.acked_seq < self._sent_upto and stalled:
                 logger.warning("no ack beyond seq %d for %.0f s: sending again from there",
@@ -206,6 +237,7 @@ class CabinetAgent:
     async def _receive_loop(self, client: aiomqtt.Client) -> None:
         ack_topic, cmd_topic = self.config.topic("ack"), self.config.topic("cmd")
         async for message in client.messages:
+            self._stop_if_stopping()
             data = message.payload if isinstance(message.payload, bytes) else \
                 str(message.payload).encode()
             if message.topic.value == ack_topic:

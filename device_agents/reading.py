@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from datetime import date
 from typing import Any
 
@@ -25,9 +25,12 @@ class ControllerReading:
 
     def telemetry_fields(self) -> dict[str, Any]:
         """The contract v1 telemetry fields this reading fills (dates as ISO strings)."""
-        fields: dict[str, Any] = {}
-        for name, value in asdict(self).items():
-            if value is None:
-                continue
-            fields[name] = value.isoformat() if isinstance(value, date) else value
-        return fields
+        result: dict[str, Any] = {}
+        for name in FIELD_NAMES:
+            value = getattr(self, name)
+            if value is not None:
+                result[name] = value.isoformat() if isinstance(value, date) else value
+        return result
+
+
+FIELD_NAMES = tuple(f.name for f in fields(ControllerReading))

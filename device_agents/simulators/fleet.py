@@ -18,6 +18,7 @@ import aiomqtt
 
 from device_agents import payloads
 from device_agents.config import parse_mqtt_url
+from device_agents.publishing import PublishWindow
 from device_agents.reading import ControllerReading
 
 BATCH = 200
@@ -81,19 +82,19 @@ async def drive_fleet(mqtt_url: str, cabinets: list[VirtualCabinet], messages: i
     async with aiomqtt.Client(endpoint.host, endpoint.port, username=endpoint.username,
                               password=endpoint.password, max_inflight_messages=BATCH,
                               max_queued_outgoing_messages=BATCH * 4) as client:
+        # Many publishes in flight is the point here, not a concern worth a warning each.
+        client.pending_calls_threshold = BATCH * 2
+        window = PublishWindow(client, BATCH)
         started = time.perf_counter()
         while sent < messages:
-            now = datetime.now(UTC)
-            batch: list[tuple[str, bytes]] = []
-            while len(batch) < BATCH and sent + len(batch) < messages:
-                cabinet = rng.choice(cabinets)
-                batch += [(f"{topic_root}/{cabinet.device_id}/{leaf}", data)
-                          for leaf, data in cabinet.next_messages(rng, now)]
-            await asyncio.gather(*(client.publish(topic, data, qos=1) for topic, data in batch))
-            sent += len(batch)
+            cabinet = rng.choice(cabinets)
+            for leaf, data in cabinet.next_messages(rng, datetime.now(UTC)):
+                await window.publish(f"{topic_root}/{cabinet.device_id}/{leaf}", data)
+                sent += 1
             if rate_per_s:
                 ahead = sent / rate_per_s - (time.perf_counter() - started)
                 if ahead > 0:
                     await asyncio.sleep(ahead)
+        await window.drain()
         elapsed = time.perf_counter() - started
     return FleetRun(len(cabinets), sent, elapsed)

@@ -81,5 +81,9 @@ class ModbusCabinetSimulator:
                 ready.set()
             await serving
         finally:
-            await server.shutdown()
             serving.cancel()
+            try:
+                async with asyncio.timeout(5):
+                    await server.shutdown()
+            except TimeoutError:
+                logger.warning("simulated controller did not shut down within 5 s")

@@ -3,7 +3,6 @@ the agent's loop does not know whether a reading came over Modbus or a serial li
 
 from __future__ import annotations
 
-import asyncio
 from typing import Protocol
 
 from device_agents.reading import ControllerReading
@@ -22,13 +21,3 @@ class CabinetSource(Protocol):
 
     async def close(self) -> None: ...
 
-
-def raise_if_cancelled() -> None:
-    """Re-raise a cancellation that a library turned into an I/O error.
-
-    pymodbus reports a request cancelled mid-flight as "no response received"; without this, a
-    stopping agent would take it for a controller fault and carry on.
-    """
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError

@@ -11,7 +11,6 @@ from pymodbus.exceptions import ModbusException
 from device_agents.errors import CabinetReadError
 from device_agents.reading import ControllerReading
 from device_agents.register_map import RegisterMap, decode_registers
-from device_agents.sources import raise_if_cancelled
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +52,6 @@ class ModbusSource:
         try:
             ok = await self._client.connect()
         except (ModbusException, OSError) as exc:
-            raise_if_cancelled()
             raise CabinetReadError(f"cannot connect to the controller: {exc}") from exc
         if not ok:
             raise CabinetReadError("cannot connect to the controller")
@@ -67,7 +65,6 @@ class ModbusSource:
             response = await reader(register_map.first_address, count=register_map.count,
                                     device_id=register_map.unit_id)
         except (ModbusException, OSError, TimeoutError) as exc:
-            raise_if_cancelled()
             self._client.close()
             raise CabinetReadError(f"Modbus read failed: {exc}") from exc
         if response.isError():
@@ -82,7 +79,6 @@ class ModbusSource:
         try:
             response = await self._client.write_coil(coil, True, device_id=self._map.unit_id)
         except (ModbusException, OSError, TimeoutError) as exc:
-            raise_if_cancelled()
             self._client.close()
             raise CabinetReadError(f"Modbus unlock failed: {exc}") from exc
         if response.isError():

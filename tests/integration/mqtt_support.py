@@ -16,6 +16,7 @@ import aiomqtt
 import pytest
 
 from device_agents.broker_config import read_credentials, write_broker_config
+from device_agents.tasks import cancel_and_wait
 
 
 def free_port() -> int:
@@ -99,6 +100,7 @@ class FleetReceiver:
     messages: list[Received] = field(default_factory=list)
     acks: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
     _task: asyncio.Task[None] | None = None
+    _stopping: bool = False
 
     async def start(self) -> None:
         connected = asyncio.Event()
@@ -126,12 +128,15 @@ class FleetReceiver:
                             await client.publish(f"aed/{device}/ack",
                                                  json.dumps({"v": 1, "seq": best}), qos=1)
             except aiomqtt.MqttError:
+                if self._stopping:  # aiomqtt reports a connect cut short by a cancel as an error
+                    raise asyncio.CancelledError from None
                 await asyncio.sleep(0.2)
 
     async def stop(self) -> None:
+        self._stopping = True
         if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            stuck = await cancel_and_wait([self._task])  # type: ignore[list-item]
+            assert not stuck, "the fleet receiver did not stop"
 
     def of(self, device: str, leaf: str) -> list[dict[str, Any]]:
         return [m.payload for m in self.messages if m.topic == f"aed/{device}/{leaf}"]

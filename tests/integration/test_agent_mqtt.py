@@ -23,6 +23,7 @@ from device_agents.simulators.serial_controller import SerialCabinetSimulator
 from device_agents.sources.modbus import ModbusSource
 from device_agents.sources.serial_line import SerialSource
 from device_agents.spool import Spool
+from device_agents.tasks import cancel_and_wait
 
 from .mqtt_support import FleetReceiver, Mosquitto, eventually, free_port
 
@@ -82,9 +83,8 @@ class Running:
         return task
 
     async def stop(self) -> None:
-        for task in self.tasks:
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        stuck = await cancel_and_wait(self.tasks, timeout_s=20)  # type: ignore[arg-type]
+        assert not stuck, f"tasks that did not stop when cancelled: {stuck}"
 
 
 @pytest.fixture
@@ -131,6 +131,8 @@ async def test_agent_reports_a_modbus_cabinets_door_and_aed_removal_as_events_an
     assert any(t["aed_present"] is False for t in telemetry)
     status = fleet.of(DEVICE, "status")
     assert status and status[0]["state"] == "online"
+    seqs = fleet.seqs(DEVICE)
+    assert len(seqs) == len(set(seqs)), "no message sent twice while the fleet acks in time"
     await eventually(lambda: len(spool) == 0, 10, "the acked spool to empty")
 
 
