@@ -346,3 +346,16 @@ async def test_serial_unlock_is_confirmed_by_the_controller(
     finally:
         await serial_source.close()
         simulator.close()
+
+
+async def test_an_unchanging_cabinet_sends_a_heartbeat_snapshot_every_interval(
+        broker: Mosquitto, fleet: FleetReceiver, running: Running, tmp_path: Path) -> None:
+    _, source = await modbus_cabinet(running, load_scenario(SCENARIOS / "healthy.toml"))
+    agent = CabinetAgent(agent_config(broker, tmp_path, source, heartbeat_s=1.0),
+                         ModbusSource.tcp("127.0.0.1", source.port, RCC1, 0.5),
+                         Spool(tmp_path / "spool.db"))
+    running.start(agent.run())
+    await eventually(lambda: len(fleet.of(DEVICE, "telemetry")) >= 4, 15, "four heartbeats")
+    snapshots = fleet.of(DEVICE, "telemetry")
+    assert all(s["battery_pct"] == 94 and s["door_open"] is False for s in snapshots)
+    assert fleet.of(DEVICE, "event") == [], "no change, no event"
