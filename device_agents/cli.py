@@ -82,19 +82,22 @@ def simulate() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5020, show_default=True)
 @click.option("--register-map", default="rcc1", show_default=True)
+@click.option("--serial", "serial_device", help="Serve Modbus RTU on this serial device instead "
+              "of TCP (e.g. one end of a socat pty pair).")
 @click.option("--speed", default=1.0, show_default=True,
               help="Scenario time runs this much faster.")
 @click.option("--loop", is_flag=True, help="Start the scenario again after its duration.")
-def simulate_modbus(scenario_path: Path, host: str, port: int, register_map: str, speed: float,
-                    loop: bool) -> None:
-    """An RCC-1 controller as a Modbus TCP server, playing SCENARIO."""
+def simulate_modbus(scenario_path: Path, host: str, port: int, register_map: str,
+                    serial_device: str | None, speed: float, loop: bool) -> None:
+    """An RCC-1 controller as a Modbus TCP (or RTU) server, playing SCENARIO."""
     try:
         simulator = ModbusCabinetSimulator(load_scenario(scenario_path),
                                            find_register_map(register_map), host, port, speed,
-                                           loop)
+                                           loop, serial_device)
     except AgentError as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(f"simulated RCC-1 Modbus controller on {host}:{port}", err=True)
+    where = f"RTU on {serial_device}" if serial_device else f"TCP on {host}:{port}"
+    click.echo(f"simulated RCC-1 Modbus controller, {where}", err=True)
     asyncio.run(_serve(simulator.run()))
 
 

@@ -11,7 +11,8 @@ import asyncio
 import logging
 import time
 
-from pymodbus.server import ModbusTcpServer
+from pymodbus import FramerType
+from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from device_agents.register_map import RegisterMap, encode_reading
@@ -29,12 +30,16 @@ class ModbusCabinetSimulator:
     """Serves the scenario's state on holding registers, on a real TCP port."""
 
     def __init__(self, scenario: Scenario, register_map: RegisterMap, host: str = "127.0.0.1",
-                 port: int = 5020, speed: float = 1.0, loop: bool = False) -> None:
+                 port: int = 5020, speed: float = 1.0, loop: bool = False,
+                 serial_device: str | None = None, baudrate: int = 9600) -> None:
+        """Serve on TCP `host:port`, or Modbus RTU on `serial_device` when it is given."""
         self.scenario = scenario
         self.register_map = register_map
         self.host, self.port = host, port
         self.speed = speed
         self.loop = loop
+        self.serial_device = serial_device
+        self.baudrate = baudrate
         self.unlocks = 0
         self.reads = 0
         self._started = time.monotonic()
@@ -73,10 +78,18 @@ class ModbusCabinetSimulator:
     async def run(self, ready: asyncio.Event | None = None) -> None:
         """Serve until cancelled."""
         self._started = time.monotonic()
-        server = ModbusTcpServer(self._device, address=(self.host, self.port))
+        server: ModbusTcpServer | ModbusSerialServer
+        if self.serial_device is not None:
+            server = ModbusSerialServer(self._device, port=self.serial_device,
+                                        framer=FramerType.RTU, baudrate=self.baudrate)
+        else:
+            server = ModbusTcpServer(self._device, address=(self.host, self.port))
         serving = asyncio.create_task(server.serve_forever())
         try:
-            await wait_for_port(self.host, self.port, timeout_s=10)
+            if self.serial_device is None:
+                await wait_for_port(self.host, self.port, timeout_s=10)
+            else:
+                await _wait_for_serial_server(server)
             if ready is not None:
                 ready.set()
             await serving
@@ -87,3 +100,13 @@ class ModbusCabinetSimulator:
                     await server.shutdown()
             except TimeoutError:
                 logger.warning("simulated controller did not shut down within 5 s")
+
+
+async def _wait_for_serial_server(server: ModbusTcpServer | ModbusSerialServer,
+                                  timeout_s: float = 10.0) -> None:
+    """Return once the server has opened its serial port."""
+    deadline = time.monotonic() + timeout_s
+    while getattr(server, "transport", None) is None:
+        if time.monotonic() > deadline:
+            raise TimeoutError("the simulated RTU controller did not open its serial port")
+        await asyncio.sleep(0.02)

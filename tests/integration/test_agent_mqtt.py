@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import aiomqtt
@@ -359,3 +361,42 @@ async def test_an_unchanging_cabinet_sends_a_heartbeat_snapshot_every_interval(
     snapshots = fleet.of(DEVICE, "telemetry")
     assert all(s["battery_pct"] == 94 and s["door_open"] is False for s in snapshots)
     assert fleet.of(DEVICE, "event") == [], "no change, no event"
+
+
+@pytest.fixture
+def serial_pair(tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """Two linked pseudo-terminals (socat), like a controller and an agent on one RS-485 line."""
+    if shutil.which("socat") is None:
+        pytest.skip("socat is not installed (apt-get install socat; .ci/run does)")
+    a, b = tmp_path / "ttyA", tmp_path / "ttyB"
+    process = subprocess.Popen(["socat", f"pty,raw,echo=0,link={a}", f"pty,raw,echo=0,link={b}"],
+                               stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while not (a.exists() and b.exists()):
+            assert time.monotonic() < deadline, "socat did not create the pty pair"
+            time.sleep(0.02)
+        yield str(a), str(b)
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+async def test_agent_reads_a_modbus_rtu_controller_over_a_serial_line(
+        broker: Mosquitto, fleet: FleetReceiver, running: Running, tmp_path: Path,
+        serial_pair: tuple[str, str]) -> None:
+    controller_end, agent_end = serial_pair
+    simulator = ModbusCabinetSimulator(load_scenario(SCENARIOS / "door_and_removal.toml"), RCC1,
+                                       speed=10, serial_device=controller_end)
+    ready = asyncio.Event()
+    running.start(simulator.run(ready))
+    await asyncio.wait_for(ready.wait(), 10)
+    config = agent_config(broker, tmp_path, SourceConfig(kind="modbus-rtu", device=agent_end,
+                                                         timeout_s=0.5))
+    agent = CabinetAgent(config, ModbusSource.rtu(agent_end, 9600, RCC1, 0.5),
+                         Spool(tmp_path / "spool.db"))
+    running.start(agent.run())
+    await eventually(lambda: [e["type"] for e in fleet.of(DEVICE, "event")][:2]
+                     == ["door_opened", "aed_removed"], 20, "door and removal over RTU")
+    assert fleet.of(DEVICE, "telemetry")[0]["pads_expiry"] == "2027-09-01"
+    assert simulator.reads > 0
