@@ -7,15 +7,14 @@ from __future__ import annotations
 
 import os
 import ssl
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote, urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from device_agents.errors import AgentError
+from device_agents.toml_files import load_model
 
 DEVICE_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 
@@ -99,18 +98,7 @@ def tls_context(endpoint: MqttEndpoint, ca_file: Path | None) -> ssl.SSLContext 
 
 def load_agent_config(path: Path) -> AgentConfig:
     """Read and validate an agent configuration file; raises `AgentError` naming the problem."""
-    try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise AgentError(f"cannot read agent config {path}: {exc.strerror}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise AgentError(f"{path}: {exc}") from exc
-    try:
-        return AgentConfig.model_validate(document)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
-                             for e in exc.errors())
-        raise AgentError(f"{path}: {problems}") from exc
+    return load_model(path, AgentConfig, "agent config")
 
 
 def agent_password(endpoint: MqttEndpoint) -> str | None:

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import fields as dataclass_fields
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from device_agents.errors import CabinetReadError, RegisterMapError
 from device_agents.reading import ControllerReading
+from device_agents.toml_files import load_model
 
 READING_FIELDS = {f.name for f in dataclass_fields(ControllerReading)}
 
@@ -78,16 +78,7 @@ class RegisterMap(BaseModel):
 
 def load_register_map(path: Path) -> RegisterMap:
     """Load and validate a register map file; raises `RegisterMapError` naming the problem."""
-    try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise RegisterMapError(f"cannot read register map {path}: {exc.strerror}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise RegisterMapError(f"{path}: {exc}") from exc
-    try:
-        return RegisterMap.model_validate(document)
-    except (ValidationError, ValueError) as exc:
-        raise RegisterMapError(f"{path}: {exc}") from exc
+    return load_model(path, RegisterMap, "register map", RegisterMapError)
 
 
 def find_register_map(name: str, folder: Path = Path("config/cabinets")) -> RegisterMap:

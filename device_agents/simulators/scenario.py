@@ -8,16 +8,16 @@ scenario and the elapsed time, so tests can check a simulator against it.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from device_agents.errors import AgentError
 from device_agents.reading import ControllerReading
+from device_agents.toml_files import load_model
 
 
 class Step(BaseModel):
@@ -60,14 +60,9 @@ class ControllerState:
 
 
 def load_scenario(path: Path) -> Scenario:
+    """Read and check a scenario file; raises `AgentError` naming the problem."""
+    scenario = load_model(path, Scenario, "scenario")
     try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise AgentError(f"cannot read scenario {path}: {exc.strerror}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise AgentError(f"{path}: {exc}") from exc
-    try:
-        scenario = Scenario.model_validate(document)
         _reading(scenario.initial)
         for step in scenario.steps:
             _reading({**scenario.initial, **step.set})
@@ -76,7 +71,7 @@ def load_scenario(path: Path) -> Scenario:
             if value == "missing" or isinstance(value, bool) or \
                     not isinstance(value, int | float | None):
                 raise ValueError(f"ramp on {ramp.field!r}: not a numeric reading field")
-    except (ValidationError, TypeError, ValueError) as exc:
+    except (TypeError, ValueError) as exc:
         raise AgentError(f"{path}: {exc}") from exc
     return scenario
 
