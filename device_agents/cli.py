@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from device_agents.agent import CabinetAgent
-from device_agents.broker_config import read_credentials, write_broker_config
+from device_agents.broker_config import TlsFiles, read_credentials, write_broker_config
 from device_agents.config import AgentConfig, load_agent_config
 from device_agents.errors import AgentError
 from device_agents.register_map import find_register_map
@@ -167,10 +167,21 @@ async def _serve(coroutine: Coroutine[Any, Any, None]) -> None:
 @click.option("--port", default=1883, show_default=True)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--run-as-root", is_flag=True, help="Add `user root` (for tests and demos).")
+@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Broker certificate (PEM): adds a TLS listener on --tls-port.")
+@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--tls-ca", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--tls-port", default=8883, show_default=True)
 @click.pass_context
 def broker_config(ctx: click.Context, folder: Path, devices: tuple[str, ...], from_registry: bool,
-                  services: tuple[str, ...], port: int, host: str, run_as_root: bool) -> None:
+                  services: tuple[str, ...], port: int, host: str, run_as_root: bool,
+                  tls_cert: Path | None, tls_key: Path | None, tls_ca: Path | None,
+                  tls_port: int) -> None:
     """Write a Mosquitto configuration with per-device credentials and the contract's ACL."""
+    tls_given = [tls_cert, tls_key, tls_ca]
+    if any(tls_given) and not all(tls_given):
+        raise click.UsageError("TLS needs all of --tls-cert, --tls-key and --tls-ca")
+    tls = TlsFiles(tls_cert, tls_key, tls_ca) if tls_cert and tls_key and tls_ca else None
     users = list(devices)
     if from_registry:
         from sqlmodel import Session, select
@@ -180,6 +191,6 @@ def broker_config(ctx: click.Context, folder: Path, devices: tuple[str, ...], fr
         with Session(ctx.obj.engine) as session:
             users += list(session.exec(select(Cabinet.device_id)))
     credentials = write_broker_config(folder, sorted(set(users)), list(services), port, host,
-                                      read_credentials(folder), run_as_root)
+                                      read_credentials(folder), run_as_root, tls, tls_port)
     click.echo(f"{len(credentials)} accounts written to {folder} "
                f"(start: mosquitto -c {folder / 'mosquitto.conf'})", err=True)

@@ -15,7 +15,7 @@ from typing import Any
 import aiomqtt
 import pytest
 
-from device_agents.broker_config import read_credentials, write_broker_config
+from device_agents.broker_config import TlsFiles, read_credentials, write_broker_config
 from device_agents.tasks import cancel_and_wait
 
 
@@ -44,14 +44,16 @@ async def eventually(condition: Any, timeout_s: float, what: str) -> None:
 class Mosquitto:
     """A Mosquitto process with the project's generated configuration (per-device ACL)."""
 
-    def __init__(self, folder: Path, devices: list[str]) -> None:
+    def __init__(self, folder: Path, devices: list[str], tls: TlsFiles | None = None) -> None:
         binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         if not Path(binary).exists():
             pytest.skip("mosquitto is not installed (apt-get install mosquitto; .ci/run does)")
         self.binary = binary
         self.folder = folder
         self.port = free_port()
-        write_broker_config(folder, devices, ["fleet"], port=self.port, run_as_root=True)
+        self.tls_port = free_port()
+        write_broker_config(folder, devices, ["fleet"], port=self.port, run_as_root=True,
+                            tls=tls, tls_port=self.tls_port)
         self.credentials = read_credentials(folder)
         self.process: subprocess.Popen[bytes] | None = None
 

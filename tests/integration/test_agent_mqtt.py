@@ -17,6 +17,7 @@ import aiomqtt
 import pytest
 
 from device_agents.agent import CabinetAgent
+from device_agents.broker_config import TlsFiles
 from device_agents.config import AgentConfig, SourceConfig
 from device_agents.register_map import find_register_map
 from device_agents.simulators.modbus_server import ModbusCabinetSimulator
@@ -400,3 +401,53 @@ async def test_agent_reads_a_modbus_rtu_controller_over_a_serial_line(
                      == ["door_opened", "aed_removed"], 20, "door and removal over RTU")
     assert fleet.of(DEVICE, "telemetry")[0]["pads_expiry"] == "2027-09-01"
     assert simulator.reads > 0
+
+
+def make_certificates(folder: Path) -> TlsFiles:
+    """A private CA and a broker certificate for 127.0.0.1, made with openssl."""
+    folder.mkdir(parents=True)
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+            "/CN=aedfleet test CA", "-keyout", "ca.key", "-out", "ca.pem")
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+            "-keyout", "broker.key", "-out", "broker.csr")
+    (folder / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    openssl("x509", "-req", "-in", "broker.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+            "-CAcreateserial", "-days", "2", "-extfile", "san.ext", "-out", "broker.pem")
+    return TlsFiles(folder / "broker.pem", folder / "broker.key", folder / "ca.pem")
+
+
+async def test_agent_publishes_over_tls_and_refuses_a_broker_it_cannot_verify(
+        running: Running, tmp_path: Path) -> None:
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    tls = make_certificates(tmp_path / "pki")
+    broker = Mosquitto(tmp_path / "broker", [DEVICE], tls=tls)
+    broker.start()
+    fleet = FleetReceiver("127.0.0.1", broker.port, broker.credentials["fleet"])
+    try:
+        await fleet.start()
+        _, source = await modbus_cabinet(running, load_scenario(SCENARIOS / "healthy.toml"))
+        tls_url = (f"mqtts://{DEVICE}:{broker.credentials[DEVICE]}"
+                   f"@127.0.0.1:{broker.tls_port}")
+        agent = CabinetAgent(
+            agent_config(broker, tmp_path / "a", source, mqtt_url=tls_url,
+                         tls_ca_file=tls.cafile),
+            ModbusSource.tcp("127.0.0.1", source.port, RCC1, 0.5), Spool(tmp_path / "a.db"))
+        running.start(agent.run())
+        await eventually(lambda: fleet.of(DEVICE, "telemetry"), 15, "telemetry over TLS")
+
+        # Without the private CA the broker's certificate is not trusted: nothing is sent.
+        untrusting = CabinetAgent(
+            agent_config(broker, tmp_path / "b", source, mqtt_url=tls_url),
+            ModbusSource.tcp("127.0.0.1", source.port, RCC1, 0.5), Spool(tmp_path / "b.db"))
+        running.start(untrusting.run())
+        await asyncio.sleep(2)
+        assert not untrusting.connected.is_set()
+        assert untrusting.stats.connects == 0
+    finally:
+        await fleet.stop()
+        broker.stop()
