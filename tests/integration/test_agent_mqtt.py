@@ -205,7 +205,12 @@ async def test_agent_killed_during_an_outage_loses_nothing_and_continues_its_seq
         await eventually(lambda: Spool(spool_path).acked_seq >= last, 30, "everything acked")
     finally:
         agent.send_signal(signal.SIGTERM)
-        agent.wait(10)
+        try:
+            stopped_cleanly = agent.wait(10) is not None
+        except subprocess.TimeoutExpired:
+            agent.kill()
+            stopped_cleanly = False
+    assert stopped_cleanly, "the agent stops within 10 s of SIGTERM"
     seqs = [s for s in fleet.seqs(DEVICE) if s <= last]
     assert_in_seq_order_and_complete(seqs, last)
     assert last > killed_at_seq, "the restarted agent continued the seq"
