@@ -64,8 +64,8 @@ def demo(ctx: Context) -> None:
     click.echo("   why AEDs are not ready or not verified:")
     for code, count in summary.reasons.items():
         click.echo(f"   {count:>5}  {code}: {describe_reason(code)}")
-    click.echo("\nNext: `aedfleet aeds list --state unverified`, `aedfleet aeds show NL-UT-0001`, "
-               "`aedfleet declare NL-UT-0002 --by 'Your name'`")
+    click.echo("\nNext (after `. .venv/bin/activate`): `aedfleet aeds list --state unverified`, "
+               "`aedfleet aeds show NL-UT-0001`, `aedfleet declare NL-UT-0002 --by 'Your name'`")
 
 
 def _declare_named_operators(ctx: Context, now: object) -> int:
