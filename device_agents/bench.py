@@ -246,7 +246,7 @@ async def _run(quick: bool, register_map: RegisterMap, maps: Path) -> dict[str, 
                             "sim_msgs_per_s": round(run.messages_per_s)})
         finally:
             broker.stop()
-    # The figures the issue asks for, last; a quick run extrapolates its 1,000-message drain.
+    # The headline figures last; a quick run extrapolates its 1,000-message drain.
     figures["idle_rss_mb"] = figures.pop("idle_rss_mb")
     figures["drain_10k_s"] = round(batched * 10_000 / drain_count, 3)
     figures["drain_10k_s_extrapolated"] = quick

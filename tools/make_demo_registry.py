@@ -94,7 +94,7 @@ ATTRIBUTION_TEXT = """\
 # Data attribution
 
 This directory holds data files produced by `tools/make_demo_registry.py` from the
-project's shared data (`shared/data`). Do not edit them by hand; rerun the script.
+public source files named below. Do not edit them by hand; rerun the script.
 
 ## `nl_gemeenten.geojson.gz` and the Utrecht postcode areas
 
@@ -249,7 +249,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--shared",
         type=Path,
         default=REPO_ROOT / ".." / "shared" / "data",
-        help="shared data directory (default: ../shared/data relative to the repository root)",
+        help="folder with the source data: nl/ (CBS GeoJSON) and ch/ (Swiss OSM export); "
+             "default ../shared/data beside the repository",
     )
     parser.add_argument(
         "--out",
