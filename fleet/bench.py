@@ -21,8 +21,14 @@ from sqlmodel import Session, col, select
 from fleet import migrate
 from fleet.db import make_engine
 from fleet.models import Aed, Cabinet, Manager, Municipality, ReadinessDeclaration, TelemetryState
-from fleet.readiness import AedFacts, CabinetReading, Declaration, evaluate_readiness
-from fleet.registry import aed_statuses, evaluate_status, import_registry, summarize
+from fleet.readiness import evaluate_readiness
+from fleet.registry import (
+    aed_statuses,
+    evaluate_status,
+    import_registry,
+    readiness_inputs,
+    summarize,
+)
 from fleet.registry_file import read_registry_file
 from fleet.settings import Settings
 
@@ -117,18 +123,7 @@ def bench_readiness(count: int = 25_000, repeat: int = 3, baseline_sample: int =
         statuses = one_pass()
         full_pass = best_of(repeat, one_pass)
 
-        inputs = [(AedFacts(has_cabinet=s.device_id is not None,
-                            out_of_service=s.aed.out_of_service, pads_expiry=s.aed.pads_expiry,
-                            battery_expiry=s.aed.battery_expiry),
-                   CabinetReading(reported_at=s.telemetry.ts, battery_pct=s.telemetry.battery_pct,
-                                  pads_expiry=s.telemetry.pads_expiry,
-                                  self_test=s.telemetry.self_test,
-                                  self_test_at=s.telemetry.self_test_ts,
-                                  door_open=s.telemetry.door_open,
-                                  aed_present=s.telemetry.aed_present,
-                                  temperature_c=s.telemetry.temperature_c)
-                   if s.telemetry else None,
-                   Declaration(s.declaration.declared_at) if s.declaration else None)
+        inputs = [readiness_inputs(s.aed, s.device_id, s.telemetry, s.declaration)
                   for s in statuses]
 
         def rules_only() -> None:

@@ -332,6 +332,18 @@ def aed_statuses(session: Session, settings: Settings, now: datetime, *,
     return list(statuses.values())
 
 
+def readiness_inputs(aed: Aed, device_id: str | None, telemetry: TelemetryState | None,
+                     declaration: ReadinessDeclaration | None,
+                     ) -> tuple[AedFacts, CabinetReading | None, Declaration | None]:
+    """The stored rows of an AED as the plain inputs of `evaluate_readiness`."""
+    return (
+        AedFacts(has_cabinet=device_id is not None, out_of_service=aed.out_of_service,
+                 in_use=aed.in_use_incident is not None, pads_expiry=aed.pads_expiry,
+                 battery_expiry=aed.battery_expiry),
+        reading_from_state(telemetry) if telemetry is not None else None,
+        Declaration(declaration.declared_at) if declaration is not None else None)
+
+
 def evaluate_status(aed: Aed, municipality: str | None, manager: str | None,
                     device_id: str | None, telemetry: TelemetryState | None,
                     declaration: ReadinessDeclaration | None, settings: Settings,
@@ -340,12 +352,7 @@ def evaluate_status(aed: Aed, municipality: str | None, manager: str | None,
     # Expiry dates are local calendar dates: "today" is today where the AED is.
     local_now = now.astimezone(ZoneInfo(settings.timezone))
     readiness = evaluate_readiness(
-        AedFacts(has_cabinet=device_id is not None, out_of_service=aed.out_of_service,
-                 in_use=aed.in_use_incident is not None, pads_expiry=aed.pads_expiry,
-                 battery_expiry=aed.battery_expiry),
-        reading_from_state(telemetry) if telemetry is not None else None,
-        Declaration(declaration.declared_at) if declaration is not None else None,
-        local_now, policy)
+        *readiness_inputs(aed, device_id, telemetry, declaration), local_now, policy)
     access = accessible_at(aed.access, aed.opening_hours, now, settings.timezone,
                            settings.country)
     return AedStatus(
