@@ -16,7 +16,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -37,8 +37,7 @@ logger = logging.getLogger(__name__)
 @dataclass
 class AgentStats:
     published: int = 0
-    resent_from: list[int] = field(default_factory=list)
-    acked_seq: int = 0
+    resends: int = 0
     connects: int = 0
     source_faults: int = 0
     commands: int = 0
@@ -57,7 +56,7 @@ class CabinetAgent:
         self.source = source
         self.spool = spool
         self.clock = clock
-        self.stats = AgentStats(acked_seq=spool.acked_seq)
+        self.stats = AgentStats()
         self.connected = asyncio.Event()
         self._limits = TemperatureLimits(config.temperature_low_c, config.temperature_high_c)
         self._wakeup = asyncio.Event()
@@ -141,7 +140,7 @@ class CabinetAgent:
                 last_telemetry = time.monotonic()
             if reading != self._last:
                 self._last = reading
-                self.spool.save_state("reading", _reading_to_state(reading))
+                self.spool.save_state("reading", reading.telemetry_fields())
             self._stop_if_stopping()
             await asyncio.sleep(config.poll_interval_s)
 
@@ -151,8 +150,7 @@ class CabinetAgent:
         config = self.config
         endpoint = parse_mqtt_url(config.mqtt_url)
         status_topic = config.topic("status")
-        will = aiomqtt.Will(status_topic, payloads.encode(
-            payloads.status(config.device_id, False, self.clock())), qos=1, retain=True)
+        will = aiomqtt.Will(status_topic, self._status(online=False), qos=1, retain=True)
         backoff = config.backoff_min_s
         while True:
             try:
@@ -165,9 +163,8 @@ class CabinetAgent:
                     client.pending_calls_threshold = config.publish_batch * 2
                     await client.subscribe(config.topic("ack"), qos=1)
                     await client.subscribe(config.topic("cmd"), qos=1)
-                    await client.publish(status_topic, payloads.encode(
-                        payloads.status(config.device_id, True, self.clock())), qos=1,
-                        retain=True)
+                    await client.publish(status_topic, self._status(online=True), qos=1,
+                                         retain=True)
                     self.stats.connects += 1
                     backoff = config.backoff_min_s
                     # Whatever the fleet has not acknowledged is sent again, in seq order.
@@ -182,9 +179,8 @@ class CabinetAgent:
                     except asyncio.CancelledError:
                         # A clean stop sends no will: say `offline` ourselves.
                         with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
-                            await client.publish(status_topic, payloads.encode(
-                                payloads.status(config.device_id, False, self.clock())),
-                                qos=1, retain=True, timeout=2)
+                            await client.publish(status_topic, self._status(online=False),
+                                                 qos=1, retain=True, timeout=2)
                         raise
             except* aiomqtt.MqttError as group:
                 self._stop_if_stopping()
@@ -193,6 +189,9 @@ class CabinetAgent:
                                group.exceptions[0], backoff)
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, self.config.backoff_max_s)
+
+    def _status(self, online: bool) -> bytes:
+        return payloads.encode(payloads.status(self.config.device_id, online, self.clock()))
 
     async def _send_loop(self, client: aiomqtt.Client) -> None:
         window = PublishWindow(client, self.config.publish_batch)
@@ -230,7 +229,7 @@ class CabinetAgent:
             if self.spool.acked_seq < self._sent_upto and stalled:
                 logger.warning("no ack beyond seq %d for %.0f s: sending again from there",
                                self.spool.acked_seq, config.ack_timeout_s)
-                self.stats.resent_from.append(self.spool.acked_seq + 1)
+                self.stats.resends += 1
                 self._sent_upto = self.spool.acked_seq
                 last_progress = time.monotonic()
 
@@ -247,7 +246,6 @@ class CabinetAgent:
                     logger.warning("ignoring malformed ack: %s", exc)
                     continue
                 self.spool.ack(seq)
-                self.stats.acked_seq = self.spool.acked_seq
                 self._wakeup.set()
             elif message.topic.value == cmd_topic:
                 asyncio.create_task(self._answer(data))
@@ -289,10 +287,6 @@ class CabinetAgent:
         async with asyncio.timeout(timeout):
             reading = await self.source.read()
         return f"ok: last self-test {reading.self_test or 'unknown'}"
-
-
-def _reading_to_state(reading: ControllerReading) -> dict[str, Any]:
-    return {k: v.isoformat() if isinstance(v, date) else v for k, v in asdict(reading).items()}
 
 
 def _reading_from_state(state: Any) -> ControllerReading | None:
