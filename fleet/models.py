@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from sqlalchemy import Column, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from fleet.db_types import UtcDateTime
@@ -96,10 +96,11 @@ class TelemetryState(SQLModel, table=True):
     """The latest state a cabinet reported (one row per device, upserted by the ingest)."""
 
     device_id: str = Field(primary_key=True, foreign_key="cabinet.device_id", max_length=64)
-    seq: int
+    seq: int = Field(sa_type=BigInteger)
     ts: datetime = Field(sa_type=UtcDateTime)
     received_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
     online: bool | None = None
+    status_ts: datetime | None = Field(default=None, sa_type=UtcDateTime)
     battery_pct: int | None = None
     battery_expiry: date | None = None
     pads_expiry: date | None = None
@@ -121,9 +122,87 @@ class DeviceEvent(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     device_id: str = Field(foreign_key="cabinet.device_id", index=True, max_length=64)
-    seq: int
+    seq: int = Field(sa_type=BigInteger)
     ts: datetime = Field(sa_type=UtcDateTime, index=True)
     type: str = Field(max_length=32)
     detail: str | None = Field(default=None, max_length=500)
     cmd_id: str | None = Field(default=None, max_length=64)
     received_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+
+
+class AppliedMessage(SQLModel, table=True):
+    """Ledger of every sequenced cabinet message the ingest has stored: `(device_id, seq)` once.
+
+    Telemetry, events and dead-lettered messages of known cabinets all enter it, so a QoS 1
+    redelivery or an agent's resend is recognised as a duplicate. Rows older than the ledger
+    retention are pruned by the sweep.
+    """
+
+    __tablename__ = "applied_message"
+
+    device_id: str = Field(primary_key=True, max_length=64)
+    seq: int = Field(primary_key=True, sa_type=BigInteger)
+    kind: str = Field(max_length=12)  # telemetry | event | dead_letter
+    applied_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime, index=True)
+
+
+class DeadLetter(SQLModel, table=True):
+    """A message the ingest rejected, kept with its reason so nothing is silently dropped."""
+
+    __tablename__ = "dead_letter"
+
+    id: int | None = Field(default=None, primary_key=True)
+    received_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime, index=True)
+    topic: str = Field(max_length=300)
+    device_id: str | None = Field(default=None, max_length=64, index=True)
+    reason: str = Field(max_length=32, index=True)
+    detail: str = Field(max_length=500)
+    payload: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    payload_size: int
+
+
+class AedReadiness(SQLModel, table=True):
+    """The readiness last recorded for an AED, and since when it has held."""
+
+    __tablename__ = "aed_readiness"
+
+    aed_id: str = Field(primary_key=True, foreign_key="aed.id", max_length=64)
+    state: str = Field(max_length=12, index=True)
+    reasons: str = Field(default="", max_length=500)  # space-separated reason codes
+    warnings: str = Field(default="", max_length=500)
+    since: datetime = Field(sa_type=UtcDateTime)
+    evaluated_at: datetime = Field(sa_type=UtcDateTime)
+
+
+class ReadinessTransition(SQLModel, table=True):
+    """One change of an AED's readiness (state or reasons), with its time and cause."""
+
+    __tablename__ = "readiness_transition"
+
+    id: int | None = Field(default=None, primary_key=True)
+    aed_id: str = Field(foreign_key="aed.id", index=True, max_length=64)
+    at: datetime = Field(sa_type=UtcDateTime, index=True)
+    from_state: str | None = Field(default=None, max_length=12)
+    to_state: str = Field(max_length=12)
+    reasons: str = Field(default="", max_length=500)
+    added: str = Field(default="", max_length=500)  # reason codes new in this transition
+    cause: str = Field(max_length=100)
+
+
+class Notification(SQLModel, table=True):
+    """Outbox of messages to AED managers, written in the transaction that caused them."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    aed_id: str = Field(foreign_key="aed.id", index=True, max_length=64)
+    manager_id: int | None = Field(default=None, foreign_key="manager.id", index=True)
+    kind: str = Field(max_length=32)
+    dedup_key: str = Field(max_length=200, index=True)
+    subject: str = Field(max_length=300)
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime, index=True)
+    status: str = Field(default="pending", max_length=16, index=True)
+    # pending | sent | failed | no_recipient
+    attempts: int = 0
+    next_attempt_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    sent_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    last_error: str | None = Field(default=None, max_length=500)

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -24,6 +24,52 @@ from fleet.errors import ConfigError
 from fleet.readiness import ReadinessPolicy
 
 DEFAULT_CONFIG_PATH = Path("config/aedfleet.toml")
+
+
+class IngestSettings(BaseModel):
+    """How `aedfleet ingest` subscribes, batches and sweeps (`[ingest]`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    topic_root: str = Field(default="aed", pattern=r"^[A-Za-z0-9_-]{1,32}$")
+    share_group: str = Field(default="aedfleet", pattern=r"^[A-Za-z0-9_-]{0,32}$")
+    """MQTT shared-subscription group; empty subscribes plainly (brokers without `$share`)."""
+    client_id: str = Field(default="", pattern=r"^[A-Za-z0-9_.-]{0,64}$")
+    """Stable MQTT client id of this worker; empty: `aedfleet-ingest-<host name>`."""
+    batch_max: int = Field(default=500, ge=1, le=10_000)
+    batch_wait_ms: int = Field(default=20, ge=0, le=5_000)
+    sweep_interval_s: float = Field(default=60.0, gt=0, le=3_600)
+    ledger_retention_days: int = Field(default=30, ge=1)
+    dead_letter_retention_days: int = Field(default=90, ge=1)
+    metrics_http: str = ""
+    """host:port where the worker serves Prometheus `/metrics`; empty: off."""
+
+
+class TimeSeriesSettings(BaseModel):
+    """Buffering of the time-series sink (`[timeseries]`); the server is `influx_*`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    measurement: str = "aed_telemetry"
+    buffer_max: int = Field(default=200_000, ge=1)
+    batch_size: int = Field(default=5_000, ge=1)
+    flush_interval_s: float = Field(default=1.0, gt=0)
+    retry_max_s: float = Field(default=30.0, gt=0)
+
+
+class NotifySettings(BaseModel):
+    """Manager e-mail notifications (`[notify]`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    smtp_url: str = ""
+    """smtp://[user:password@]host:port (STARTTLS when offered) or smtps://; empty: outbox only."""
+    sender: str = "aedfleet@localhost"
+    digest_interval_minutes: float = Field(default=15.0, ge=0)
+    """At most one e-mail per manager per interval; what arrives meanwhile goes in one digest."""
+    repeat_after_hours: float = Field(default=24.0, ge=0)
+    """The same kind of notice for the same AED is not repeated within this time."""
+    retry_max_minutes: float = Field(default=60.0, gt=0)
 
 
 class Settings(BaseSettings):
@@ -47,6 +93,9 @@ class Settings(BaseSettings):
     country: str = "NL"
     """ISO country code whose public holidays `PH` in opening hours means."""
     readiness: ReadinessPolicy = ReadinessPolicy()
+    ingest: IngestSettings = IngestSettings()
+    timeseries: TimeSeriesSettings = TimeSeriesSettings()
+    notify: NotifySettings = NotifySettings()
 
     @field_validator("timezone")
     @classmethod
