@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -24,26 +23,17 @@ from typing import Any
 import aiomqtt
 
 from device_agents import payloads
-from device_agents.broker_config import read_credentials, write_broker_config
 from device_agents.errors import AgentError
+from device_agents.local_broker import LocalMosquitto, free_port
 from device_agents.reading import ControllerReading
 from device_agents.register_map import RegisterMap
 from device_agents.simulators.fleet import drive_fleet, virtual_fleet
 from device_agents.simulators.modbus_server import ModbusCabinetSimulator
-from device_agents.simulators.net import wait_for_port
 from device_agents.simulators.scenario import Scenario
 from device_agents.spool import Spool
 
 DEVICE = "bench-cab"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _scenario(door_every_s: float | None) -> Scenario:
@@ -68,32 +58,10 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
-class Broker:
-    """A private Mosquitto with the project's configuration."""
-
-    def __init__(self, folder: Path) -> None:
-        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-        if not Path(binary).exists():
-            raise AgentError("the agent benchmark needs Mosquitto: apt-get install mosquitto")
-        self.port = _free_port()
-        write_broker_config(folder, [DEVICE], ["fleet", "loadgen"], port=self.port,
-                            run_as_root=os.geteuid() == 0)
-        self.credentials = read_credentials(folder)
-        self.process = subprocess.Popen([binary, "-c", str(folder / "mosquitto.conf")],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    def url(self, user: str) -> str:
-        return f"mqtt://{user}:{self.credentials[user]}@127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(10)
-
-
 class Acker:
     """The fleet side: receives the agent's messages and acks the highest seq, in batches."""
 
-    def __init__(self, broker: Broker) -> None:
+    def __init__(self, broker: LocalMosquitto) -> None:
         self.broker = broker
         self.received = 0
         self.first_at: float | None = None
@@ -118,7 +86,7 @@ class Acker:
                     pending = 0
 
 
-def _agent_config(folder: Path, broker: Broker, modbus_port: int, maps: Path,
+def _agent_config(folder: Path, broker: LocalMosquitto, modbus_port: int, maps: Path,
                   publish_batch: int = 100) -> Path:
     config = folder / f"agent-{publish_batch}.toml"
     config.write_text(
@@ -130,7 +98,7 @@ def _agent_config(folder: Path, broker: Broker, modbus_port: int, maps: Path,
     return config
 
 
-def _start_agent(config: Path, broker: Broker) -> subprocess.Popen[bytes]:
+def _start_agent(config: Path, broker: LocalMosquitto) -> subprocess.Popen[bytes]:
     aedfleet = Path(sys.executable).with_name("aedfleet")
     env = {**os.environ, "AEDFLEET_AGENT_PASSWORD": broker.credentials[DEVICE]}
     return subprocess.Popen([str(aedfleet), "agent", "--config", str(config)], env=env,
@@ -162,11 +130,11 @@ async def _measure_cpu(pid: int, seconds: float) -> float:
     return 100 * (_cpu_s(pid) - cpu) / (time.perf_counter() - wall)
 
 
-async def _footprint(folder: Path, broker: Broker, register_map: RegisterMap, maps: Path,
+async def _footprint(folder: Path, broker: LocalMosquitto, register_map: RegisterMap, maps: Path,
                      sample_s: float) -> dict[str, float]:
     figures: dict[str, float] = {}
     for label, scenario in (("idle", _scenario(None)), ("1hz", _scenario(1.0))):
-        port = _free_port()
+        port = free_port()
         simulator = ModbusCabinetSimulator(scenario, register_map, port=port)
         ready = asyncio.Event()
         serving = asyncio.create_task(simulator.run(ready))
@@ -194,7 +162,7 @@ async def _footprint(folder: Path, broker: Broker, register_map: RegisterMap, ma
     return figures
 
 
-async def _drain(folder: Path, broker: Broker, maps: Path, count: int,
+async def _drain(folder: Path, broker: LocalMosquitto, maps: Path, count: int,
                  publish_batch: int) -> float:
     work = folder / f"drain-{publish_batch}"
     work.mkdir()
@@ -204,7 +172,7 @@ async def _drain(folder: Path, broker: Broker, maps: Path, count: int,
     acking = asyncio.create_task(acker.run(ready))
     await ready.wait()
     # No cabinet answers: the agent only drains its spool (its source faults are spooled too).
-    agent = _start_agent(_agent_config(work, broker, _free_port(), maps, publish_batch), broker)
+    agent = _start_agent(_agent_config(work, broker, free_port(), maps, publish_batch), broker)
     try:
         spool = Spool(work / "spool.db")
         deadline = time.monotonic() + 600
@@ -226,9 +194,9 @@ async def _run(quick: bool, register_map: RegisterMap, maps: Path) -> dict[str, 
     sim_messages = 2_000 if quick else 50_000
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        broker = Broker(folder / "broker")
+        broker = LocalMosquitto(folder / "broker", [DEVICE], ("fleet", "loadgen"))
+        broker.start()
         try:
-            await wait_for_port("127.0.0.1", broker.port, 10)
             figures: dict[str, Any] = {"benchmark": "agent", "quick": quick}
             figures.update(await _footprint(folder, broker, register_map, maps,
                                             2.0 if quick else 10.0))

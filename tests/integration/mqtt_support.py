@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
-import socket
-import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,14 +12,9 @@ from typing import Any
 import aiomqtt
 import pytest
 
-from device_agents.broker_config import TlsFiles, read_credentials, write_broker_config
+from device_agents.broker_config import TlsFiles
+from device_agents.local_broker import LocalMosquitto, mosquitto_binary
 from device_agents.tasks import cancel_and_wait
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def wait_until(condition: Any, timeout_s: float, what: str, interval_s: float = 0.05) -> None:
@@ -41,43 +33,14 @@ async def eventually(condition: Any, timeout_s: float, what: str) -> None:
         await asyncio.sleep(0.05)
 
 
-class Mosquitto:
-    """A Mosquitto process with the project's generated configuration (per-device ACL)."""
+class Mosquitto(LocalMosquitto):
+    """The shared local Mosquitto; a test is skipped, not failed, where Mosquitto is missing."""
 
-    def __init__(self, folder: Path, devices: list[str], tls: TlsFiles | None = None) -> None:
-        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-        if not Path(binary).exists():
+    def __init__(self, folder: Path, devices: list[str], tls: TlsFiles | None = None,
+                 services: tuple[str, ...] = ("fleet",)) -> None:
+        if mosquitto_binary() is None:
             pytest.skip("mosquitto is not installed (apt-get install mosquitto; .ci/run does)")
-        self.binary = binary
-        self.folder = folder
-        self.port = free_port()
-        self.tls_port = free_port()
-        write_broker_config(folder, devices, ["fleet"], port=self.port, run_as_root=True,
-                            tls=tls, tls_port=self.tls_port)
-        self.credentials = read_credentials(folder)
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def url(self, user: str) -> str:
-        return f"mqtt://{user}:{self.credentials[user]}@127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        log = (self.folder / "mosquitto.log").open("ab")
-        self.process = subprocess.Popen([self.binary, "-c", str(self.folder / "mosquitto.conf")],
-                                        stdout=log, stderr=subprocess.STDOUT)
-        wait_until(self._accepts, 10, f"mosquitto on port {self.port}")
-
-    def _accepts(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                return True
-        except OSError:
-            return False
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(10)
-            self.process = None
+        super().__init__(folder, devices, services, tls=tls)
 
 
 @dataclass

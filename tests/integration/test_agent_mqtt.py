@@ -19,6 +19,7 @@ import pytest
 from device_agents.agent import CabinetAgent
 from device_agents.broker_config import TlsFiles
 from device_agents.config import AgentConfig, SourceConfig
+from device_agents.local_broker import free_port
 from device_agents.register_map import find_register_map
 from device_agents.simulators.modbus_server import ModbusCabinetSimulator
 from device_agents.simulators.scenario import Scenario, load_scenario
@@ -28,7 +29,7 @@ from device_agents.sources.serial_line import SerialSource
 from device_agents.spool import Spool
 from device_agents.tasks import cancel_and_wait
 
-from .mqtt_support import FleetReceiver, Mosquitto, eventually, free_port
+from .mqtt_support import FleetReceiver, Mosquitto, eventually
 
 ROOT = Path(__file__).parents[2]
 SCENARIOS = ROOT / "config" / "scenarios"
