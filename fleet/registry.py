@@ -297,13 +297,14 @@ def reading_from_state(state: TelemetryState) -> CabinetReading:
         temperature_c=state.temperature_c, power=state.power, source_fault=state.source_fault)
 
 
-def aed_statuses(session: Session, settings: Settings, now: datetime, *,
-                 aed_ids: list[str] | None = None, municipality: str | None = None,
-                 state: ReadinessState | None = None) -> list[AedStatus]:
-    """Readiness and accessibility of AEDs in one pass: one query, then the pure rules."""
+def _status_query(aed_ids: list[str] | None = None, municipality: str | None = None) -> Any:
+    """AEDs with their municipality, manager, cabinet, telemetry and latest declaration."""
     latest = (select(ReadinessDeclaration.aed_id,
                      func.max(ReadinessDeclaration.declared_at).label("declared_at"))
-              .group_by(col(ReadinessDeclaration.aed_id)).subquery())
+              .group_by(col(ReadinessDeclaration.aed_id)))
+    if aed_ids is not None:
+        latest = latest.where(col(ReadinessDeclaration.aed_id).in_(aed_ids))
+    newest = latest.subquery()
     query = (
         sa_select(Aed, col(Municipality.name), col(Manager.name), col(Cabinet.device_id),
                   TelemetryState, ReadinessDeclaration)
@@ -311,18 +312,26 @@ def aed_statuses(session: Session, settings: Settings, now: datetime, *,
         .outerjoin(Manager, col(Aed.manager_id) == Manager.id)
         .outerjoin(Cabinet, col(Cabinet.aed_id) == Aed.id)
         .outerjoin(TelemetryState, col(TelemetryState.device_id) == Cabinet.device_id)
-        .outerjoin(latest, latest.c.aed_id == Aed.id)
+        .outerjoin(newest, newest.c.aed_id == Aed.id)
         .outerjoin(ReadinessDeclaration,
                    (col(ReadinessDeclaration.aed_id) == Aed.id)
-                   & (col(ReadinessDeclaration.declared_at) == latest.c.declared_at))
+                   & (col(ReadinessDeclaration.declared_at) == newest.c.declared_at))
         .order_by(col(Aed.id))
     )
     if aed_ids is not None:
         query = query.where(col(Aed.id).in_(aed_ids))
     if municipality is not None:
         query = query.where(func.lower(Municipality.name) == municipality.lower())
+    return query
+
+
+def aed_statuses(session: Session, settings: Settings, now: datetime, *,
+                 aed_ids: list[str] | None = None, municipality: str | None = None,
+                 state: ReadinessState | None = None) -> list[AedStatus]:
+    """Readiness and accessibility of AEDs in one pass: one query, then the pure rules."""
     statuses: dict[str, AedStatus] = {}
-    for aed, muni, manager, device_id, telemetry, declaration in session.execute(query):
+    for aed, muni, manager, device_id, telemetry, declaration in session.execute(
+            _status_query(aed_ids, municipality)):
         if aed.id in statuses:  # two declarations with the same timestamp
             continue
         status = evaluate_status(aed, muni, manager, device_id, telemetry, declaration,
@@ -330,6 +339,20 @@ def aed_statuses(session: Session, settings: Settings, now: datetime, *,
         if state is None or status.readiness.state is state:
             statuses[aed.id] = status
     return list(statuses.values())
+
+
+def readiness_of(session: Session, settings: Settings, now: datetime,
+                 aed_ids: list[str] | None = None) -> dict[str, tuple[Aed, Readiness]]:
+    """Readiness alone (no accessibility) of the given AEDs, or of all: what the ingest records."""
+    local_now = now.astimezone(ZoneInfo(settings.timezone))
+    found: dict[str, tuple[Aed, Readiness]] = {}
+    for aed, _muni, _manager, device_id, telemetry, declaration in session.execute(
+            _status_query(aed_ids)):
+        if aed.id not in found:
+            found[aed.id] = (aed, evaluate_readiness(
+                *readiness_inputs(aed, device_id, telemetry, declaration), local_now,
+                settings.readiness))
+    return found
 
 
 def readiness_inputs(aed: Aed, device_id: str | None, telemetry: TelemetryState | None,

@@ -32,7 +32,9 @@ COMMANDS = {
     "declare": "fleet.cli.aeds:declare",
     "demo": "fleet.cli.demo:demo",
     "import": "fleet.cli.registry_import:import_file",
+    "ingest": "fleet.cli.ingest:ingest",
     "municipalities": "fleet.cli.db:municipalities",
+    "notify": "fleet.cli.notify:notify",
     "simulate": "device_agents.cli:simulate",
 }
 

@@ -1,0 +1,371 @@
+"""Apply one batch of cabinet messages in one database transaction, exactly once.
+
+Every message is validated against contract v1 first. A rejected one becomes a dead letter with
+its reason. A valid telemetry or event message of a registered cabinet enters the
+`(device_id, seq)` ledger; one already there is a duplicate (a QoS 1 redelivery or an agent's
+resend) and changes nothing. Telemetry updates the cabinet's latest state when it is newer than
+what is stored (messages can arrive out of order across workers), events are appended to the
+event log, `status` messages set the cabinet online or offline. Then the readiness of every AED
+touched is re-evaluated and each change recorded, with the manager notices it causes, in the
+same transaction. The caller acks the devices only after this function has returned: after the
+commit.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, insert, tuple_, update
+from sqlalchemy import select as sa_select
+from sqlmodel import Session, col
+
+from fleet.db import session_scope
+from fleet.ingest.readiness import ReadinessRecorder
+from fleet.models import (
+    Aed,
+    AppliedMessage,
+    Cabinet,
+    DeadLetter,
+    DeviceEvent,
+    Municipality,
+    TelemetryState,
+)
+from fleet.settings import Settings
+from fleet.timeseries import TelemetrySample, sample_fields
+from fleet.wire import (
+    DEVICE_ID,
+    MAX_PAYLOAD,
+    TOPIC,
+    EventMessage,
+    PayloadRejected,
+    StatusMessage,
+    TelemetryMessage,
+    parse_cabinet_message,
+)
+
+logger = logging.getLogger(__name__)
+
+# Reasons the ingest adds to the validator's (fleet.wire.REJECTION_REASONS).
+INGEST_REJECTION_REASONS = {
+    "unknown_device": "no cabinet with this device id is registered",
+    "apply_failed": "the message passed validation but could not be stored (see the log)",
+}
+_STATE_FIELDS = ("battery_pct", "battery_expiry", "pads_expiry", "self_test", "self_test_ts",
+                 "door_open", "aed_present", "temperature_c", "heater_on", "power",
+                 "source_fault")
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """One MQTT message as received; `token` lets the caller acknowledge it to the broker."""
+
+    topic: str
+    payload: bytes
+    received_at: datetime
+    token: Any = None
+
+
+@dataclass
+class BatchOutcome:
+    """What one applied batch did: the counts, the acks to publish and the samples to write."""
+
+    applied: Counter[str] = field(default_factory=Counter)  # telemetry | event | status
+    duplicates: int = 0
+    late_telemetry: int = 0
+    dead_letters: Counter[str] = field(default_factory=Counter)  # by reason
+    acks: dict[str, int] = field(default_factory=dict)  # device id -> highest stored seq
+    samples: list[TelemetrySample] = field(default_factory=list)
+    transitions: int = 0
+    notices: int = 0
+    message_ts: list[datetime] = field(default_factory=list)  # of applied messages, for lag
+
+
+@dataclass
+class _Parsed:
+    incoming: Incoming
+    message: TelemetryMessage | EventMessage | StatusMessage | None = None
+    rejection: PayloadRejected | None = None
+    device_id: str | None = None
+
+
+def apply_batch(engine: Engine, batch: Sequence[Incoming], settings: Settings,
+                now: datetime) -> BatchOutcome:
+    """Store `batch` in one transaction; raises on database trouble (then nothing is stored)."""
+    parsed = [_parse(item) for item in batch]
+    outcome = BatchOutcome()
+    with session_scope(engine) as session:
+        _apply(session, parsed, settings, now, outcome)
+    return outcome
+
+
+def apply_each(engine: Engine, batch: Sequence[Incoming], settings: Settings,
+               now: datetime) -> BatchOutcome:
+    """Apply message by message; one that cannot be stored becomes an `apply_failed` dead letter.
+
+    The fallback for a batch that fails for a reason other than the database being unavailable,
+    so that one poison message cannot hold up the valid ones around it.
+    """
+    total = BatchOutcome()
+    for item in batch:
+        try:
+            result = apply_batch(engine, [item], settings, now)
+        except Exception as exc:  # noqa: BLE001 -- whatever it is, the message must not be lost
+            logger.exception("message on %s could not be applied", item.topic)
+            result = BatchOutcome()
+            with session_scope(engine) as session:
+                _store_dead_letter(session, item, "apply_failed", f"{type(exc).__name__}: {exc}",
+                                   _topic_device(item.topic))
+            result.dead_letters["apply_failed"] += 1
+        _merge(total, result)
+    return total
+
+
+def _merge(total: BatchOutcome, part: BatchOutcome) -> None:
+    total.applied.update(part.applied)
+    total.duplicates += part.duplicates
+    total.late_telemetry += part.late_telemetry
+    total.dead_letters.update(part.dead_letters)
+    for device, seq in part.acks.items():
+        total.acks[device] = max(seq, total.acks.get(device, seq))
+    total.samples += part.samples
+    total.transitions += part.transitions
+    total.notices += part.notices
+    total.message_ts += part.message_ts
+
+
+def _parse(item: Incoming) -> _Parsed:
+    try:
+        message = parse_cabinet_message(item.topic, item.payload)
+    except PayloadRejected as exc:
+        return _Parsed(item, rejection=exc, device_id=_topic_device(item.topic))
+    return _Parsed(item, message=message, device_id=message.device_id)
+
+
+def _topic_device(topic: str) -> str | None:
+    match = TOPIC.fullmatch(topic)
+    if match is None or not DEVICE_ID.fullmatch(match["device"]):
+        return None
+    return match["device"]
+
+
+def _claimed_seq(payload: bytes) -> int | None:
+    """The seq a rejected payload carries, if it carries a valid one (for ledger and ack)."""
+    if len(payload) > MAX_PAYLOAD:
+        return None
+    try:
+        document = json.loads(payload)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    seq = document.get("seq") if isinstance(document, dict) else None
+    if type(seq) is int and 1 <= seq <= 2**63 - 1:
+        return seq
+    return None
+
+
+def _apply(session: Session, parsed: list[_Parsed], settings: Settings, now: datetime,
+           outcome: BatchOutcome) -> None:
+    devices = {p.device_id for p in parsed if p.device_id}
+    cabinets: dict[str, tuple[str | None, str | None]] = {
+        device: (aed_id, municipality) for device, aed_id, municipality in session.execute(
+            sa_select(col(Cabinet.device_id), col(Cabinet.aed_id), col(Municipality.name))
+            .outerjoin(Aed, col(Aed.id) == Cabinet.aed_id)
+            .outerjoin(Municipality, col(Municipality.id) == Aed.municipality_id)
+            .where(col(Cabinet.device_id).in_(devices)))}
+
+    # Validation and registration first: what fails either becomes a dead letter.
+    accepted: list[_Parsed] = []
+    letters: list[tuple[_Parsed, str, str]] = []
+    for item in parsed:
+        if item.rejection is not None:
+            letters.append((item, item.rejection.code, str(item.rejection)))
+        elif item.device_id not in cabinets:
+            letters.append((item, "unknown_device", f"device {item.device_id} is not registered"))
+        else:
+            accepted.append(item)
+
+    # The ledger: each (device, seq) is stored once, whether applied or dead-lettered.
+    keyed: list[tuple[tuple[str, int], str, _Parsed]] = []
+    for item in accepted:
+        message = item.message
+        if isinstance(message, TelemetryMessage | EventMessage):
+            kind = "telemetry" if isinstance(message, TelemetryMessage) else "event"
+            keyed.append(((message.device_id, message.seq), kind, item))
+    for item, _code, _detail in letters:
+        seq = _claimed_seq(item.incoming.payload)
+        if item.device_id in cabinets and seq is not None:
+            keyed.append(((item.device_id, seq), "dead_letter", item))
+    fresh = _claim_ledger(session, keyed, now, outcome)
+
+    for item, code, detail in letters:
+        seq = _claimed_seq(item.incoming.payload)
+        if item.device_id in cabinets and seq is not None and (item.device_id, seq) not in fresh:
+            continue  # a resend of a message already dead-lettered
+        _store_dead_letter(session, item.incoming, code, detail, item.device_id)
+        outcome.dead_letters[code] += 1
+
+    telemetry: dict[str, list[tuple[TelemetryMessage, datetime]]] = defaultdict(list)
+    events: list[dict[str, Any]] = []
+    statuses: dict[str, StatusMessage] = {}
+    for item in accepted:
+        message = item.message
+        if isinstance(message, StatusMessage):
+            latest = statuses.get(message.device_id)
+            if latest is None or message.ts >= latest.ts:
+                statuses[message.device_id] = message
+            outcome.applied["status"] += 1
+            continue
+        assert isinstance(message, TelemetryMessage | EventMessage)
+        if (message.device_id, message.seq) not in fresh or fresh[
+                (message.device_id, message.seq)] is not item:
+            continue
+        outcome.message_ts.append(message.ts)
+        if isinstance(message, TelemetryMessage):
+            telemetry[message.device_id].append((message, item.incoming.received_at))
+            aed_id, municipality = cabinets[message.device_id]
+            outcome.samples.append(TelemetrySample(
+                device_id=message.device_id, aed_id=aed_id, municipality=municipality,
+                ts=message.ts, fields=sample_fields(message)))
+        else:
+            events.append({"device_id": message.device_id, "seq": message.seq, "ts": message.ts,
+                           "type": message.type, "detail": message.detail,
+                           "cmd_id": message.cmd_id, "received_at": item.incoming.received_at})
+        outcome.applied[("telemetry" if isinstance(message, TelemetryMessage) else "event")] += 1
+
+    changed = _store_telemetry(session, telemetry, statuses, outcome)
+    if events:
+        session.execute(insert(DeviceEvent), events)
+
+    recorder = ReadinessRecorder(session, settings, now)
+    touched = {cabinets[d][0] for d in changed | {e["device_id"] for e in events}}
+    touched.discard(None)
+    recorder.refresh(sorted(a for a in touched if a), cause="cabinet report")
+    for event in events:
+        if event["type"] == "door_opened":
+            aed_id = cabinets[event["device_id"]][0]
+            if aed_id is not None:
+                recorder.door_opened(aed_id, event["ts"])
+    outcome.transitions += recorder.transitions
+    outcome.notices += recorder.notices
+
+
+def _claim_ledger(session: Session, keyed: list[tuple[tuple[str, int], str, _Parsed]],
+                  now: datetime, outcome: BatchOutcome) -> dict[tuple[str, int], _Parsed]:
+    """Enter new `(device, seq)` keys into the ledger; returns the new ones and what claimed them.
+
+    Every key seen, new or duplicate, is acknowledged: a duplicate was stored before.
+    """
+    if not keyed:
+        return {}
+    for (device, seq), _kind, _item in keyed:
+        outcome.acks[device] = max(seq, outcome.acks.get(device, seq))
+    keys = list({key for key, _kind, _item in keyed})
+    stored: set[tuple[str, int]] = set()
+    for start in range(0, len(keys), 500):
+        stored.update((device, seq) for device, seq in session.execute(
+            sa_select(col(AppliedMessage.device_id), col(AppliedMessage.seq))
+            .where(tuple_(col(AppliedMessage.device_id), col(AppliedMessage.seq))
+                   .in_(keys[start:start + 500]))))
+    fresh: dict[tuple[str, int], _Parsed] = {}
+    rows = []
+    for key, kind, item in keyed:
+        if key in stored or key in fresh:
+            outcome.duplicates += 1
+            continue
+        fresh[key] = item
+        rows.append({"device_id": key[0], "seq": key[1], "kind": kind, "applied_at": now})
+    if rows:
+        # Two workers holding the same key (a redelivery racing the original) conflict here;
+        # the loser's transaction fails, is retried, and then sees the key as a duplicate.
+        session.execute(insert(AppliedMessage), rows)
+    return fresh
+
+
+def _store_telemetry(session: Session,
+                     telemetry: dict[str, list[tuple[TelemetryMessage, datetime]]],
+                     statuses: dict[str, StatusMessage], outcome: BatchOutcome) -> set[str]:
+    """Upsert the latest state of each device; returns the devices whose state changed."""
+    devices = set(telemetry) | set(statuses)
+    if not devices:
+        return set()
+    # Plain rows, not ORM objects: the readiness query later in this transaction must see the
+    # new state, not a stale copy in the session's identity map.
+    table = TelemetryState.__table__  # type: ignore[attr-defined]
+    current = {row.device_id: row for row in session.execute(
+        sa_select(table).where(table.c.device_id.in_(devices)))}
+    inserts: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
+    changed: set[str] = set()
+    for device in sorted(devices):
+        row = current.get(device)
+        state: dict[str, Any] | None = None if row is None else {
+            "device_id": device, "seq": row.seq, "ts": row.ts, "received_at": row.received_at,
+            "online": row.online, "status_ts": row.status_ts,
+            "door_open_since": row.door_open_since,
+            **{name: getattr(row, name) for name in _STATE_FIELDS}}
+        for message, received_at in sorted(telemetry.get(device, []), key=lambda m: m[0].seq):
+            if state is not None and message.seq <= state["seq"]:
+                outcome.late_telemetry += 1  # older than the stored state: history only
+                continue
+            state = _telemetry_state(state, message, received_at)
+        status = statuses.get(device)
+        if status is not None:
+            if state is None:
+                # A cabinet whose first word is its status: known to exist, nothing measured.
+                state = {"device_id": device, "seq": 0, "ts": status.ts,
+                         "received_at": status.ts, "door_open_since": None,
+                         **dict.fromkeys(_STATE_FIELDS)}
+            if state.get("status_ts") is None or status.ts >= state["status_ts"]:
+                state["status_ts"] = status.ts
+                # Telemetry sent after this status says more about being online than it does.
+                if status.state == "online" or status.ts >= state["ts"]:
+                    state["online"] = status.state == "online"
+        if state is None:
+            continue
+        if row is None:
+            inserts.append(state)
+            changed.add(device)
+        elif state["seq"] != row.seq or state.get("online") != row.online or state.get(
+                "status_ts") != row.status_ts:
+            updates.append(state)
+            changed.add(device)
+    if inserts:
+        session.execute(insert(TelemetryState), inserts)
+    if updates:
+        session.execute(update(TelemetryState), updates)
+    return changed
+
+
+def _telemetry_state(previous: dict[str, Any] | None, message: TelemetryMessage,
+                     received_at: datetime) -> dict[str, Any]:
+    """The state after `message`: a snapshot, so a field it leaves out is unknown."""
+    state: dict[str, Any] = {
+        "device_id": message.device_id, "seq": message.seq, "ts": message.ts,
+        "received_at": received_at,
+        **{name: getattr(message, name) for name in _STATE_FIELDS}}
+    status_ts = previous.get("status_ts") if previous else None
+    state["status_ts"] = status_ts
+    if status_ts is None or message.ts >= status_ts:
+        state["online"] = True
+    else:
+        state["online"] = previous.get("online") if previous else None
+    was_open = bool(previous and previous.get("door_open"))
+    if message.door_open:
+        since = previous.get("door_open_since") if previous and was_open else None
+        state["door_open_since"] = since or message.ts
+    else:
+        state["door_open_since"] = None
+    return state
+
+
+def _store_dead_letter(session: Session, item: Incoming, reason: str, detail: str,
+                       device_id: str | None) -> None:
+    session.execute(insert(DeadLetter), [{
+        "received_at": item.received_at, "topic": item.topic[:300], "device_id": device_id,
+        "reason": reason, "detail": detail[:500], "payload": item.payload[:MAX_PAYLOAD],
+        "payload_size": len(item.payload)}])
