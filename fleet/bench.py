@@ -123,8 +123,10 @@ def bench_readiness(count: int = 25_000, repeat: int = 3, baseline_sample: int =
         statuses = one_pass()
         full_pass = best_of(repeat, one_pass)
 
-        inputs = [readiness_inputs(s.aed, s.device_id, s.telemetry, s.declaration)
-                  for s in statuses]
+        inputs = [readiness_inputs(
+            s.aed, s.device_id, s.telemetry,
+            s.declaration.declared_at if s.declaration is not None else None)
+            for s in statuses]
 
         def rules_only() -> None:
             for facts, reading, declaration in inputs:

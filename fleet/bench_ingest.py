@@ -57,21 +57,26 @@ def _register(engine: Engine, cabinets: int, now: datetime) -> list[str]:
     return devices
 
 
-def _payload(device: str, seq: int, ts: str, pads: str) -> bytes:
+def _payload(device: str, seq: int, ts: str, pads: str, tested: str) -> bytes:
     return json.dumps({
-        "v": 1, "device_id": device, "seq": seq, "ts": ts, "battery_pct": 80 + seq % 20,
-        "pads_expiry": pads, "self_test": "pass", "self_test_ts": ts, "door_open": False,
+        "v": 1, "device_id": device, "seq": seq, "ts": ts, "battery_pct": 80 + seq // 10 % 20,
+        "pads_expiry": pads, "self_test": "pass", "self_test_ts": tested, "door_open": False,
         "aed_present": True, "temperature_c": 12.5, "heater_on": False,
         "power": "mains"}).encode()
 
 
 class Load:
-    """Telemetry messages of the fleet; every call hands out fresh seqs."""
+    """Telemetry of the fleet as cabinets send it; every call hands out fresh seqs.
+
+    Mostly heartbeats that repeat a cabinet's state; a cabinet's battery reading changes on
+    every tenth of its reports, and that report is re-evaluated for readiness.
+    """
 
     def __init__(self, devices: list[str]) -> None:
         self.devices = devices
         self.round = 0
         self.pads = (date.today() + timedelta(days=500)).isoformat()
+        self.tested = datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
     def messages(self, count: int) -> list[tuple[str, bytes]]:
         out = []
@@ -79,7 +84,8 @@ class Load:
         for n in range(count):
             device = self.devices[n % len(self.devices)]
             seq = self.round + n // len(self.devices) + 1
-            out.append((f"aed/{device}/telemetry", _payload(device, seq, ts, self.pads)))
+            out.append((f"aed/{device}/telemetry",
+                        _payload(device, seq, ts, self.pads, self.tested)))
         self.round += count // len(self.devices) + 1
         return out
 

@@ -286,7 +286,8 @@ def _iso(value: date | datetime | None) -> str | None:
     return value.isoformat()
 
 
-def reading_from_state(state: TelemetryState) -> CabinetReading:
+def reading_from_state(state: Any) -> CabinetReading:
+    """A stored cabinet state (a TelemetryState or a row of its table) as readiness input."""
     # A cabinet whose clock runs ahead must not look fresher than when its report arrived.
     return CabinetReading(
         reported_at=min(state.ts, state.received_at), online=state.online,
@@ -343,20 +344,44 @@ def aed_statuses(session: Session, settings: Settings, now: datetime, *,
 
 def readiness_of(session: Session, settings: Settings, now: datetime,
                  aed_ids: list[str] | None = None) -> dict[str, tuple[Aed, Readiness]]:
-    """Readiness alone (no accessibility) of the given AEDs, or of all: what the ingest records."""
+    """Readiness alone (no accessibility) of the given AEDs, or of all: what the ingest records.
+
+    Three plain queries (AEDs with their cabinet, the cabinets' state, the latest declarations)
+    rather than one join: the planners of SQLite and PostgreSQL both serve these by index.
+    Cabinet state is read as rows, never from the session's identity map, so that state written
+    earlier in the same transaction is what counts.
+    """
     local_now = now.astimezone(ZoneInfo(settings.timezone))
     found: dict[str, tuple[Aed, Readiness]] = {}
-    for aed, _muni, _manager, device_id, telemetry, declaration in session.execute(
-            _status_query(aed_ids)):
-        if aed.id not in found:
+    chunks = ([None] if aed_ids is None
+              else [aed_ids[i:i + CHUNK] for i in range(0, len(aed_ids), CHUNK)])
+    state_table = TelemetryState.__table__  # type: ignore[attr-defined]
+    for chunk in chunks:
+        aeds = sa_select(Aed, col(Cabinet.device_id)).outerjoin(
+            Cabinet, col(Cabinet.aed_id) == Aed.id)
+        declared = (sa_select(col(ReadinessDeclaration.aed_id),
+                              func.max(ReadinessDeclaration.declared_at))
+                    .group_by(col(ReadinessDeclaration.aed_id)))
+        if chunk is not None:
+            aeds = aeds.where(col(Aed.id).in_(chunk))
+            declared = declared.where(col(ReadinessDeclaration.aed_id).in_(chunk))
+        rows = session.execute(aeds).all()
+        devices = [device for _aed, device in rows if device is not None]
+        states = {}
+        for start in range(0, len(devices), CHUNK):
+            states.update({row.device_id: row for row in session.execute(
+                sa_select(state_table).where(
+                    state_table.c.device_id.in_(devices[start:start + CHUNK])))})
+        latest = {aed_id: at for aed_id, at in session.execute(declared)}
+        for aed, device in rows:
             found[aed.id] = (aed, evaluate_readiness(
-                *readiness_inputs(aed, device_id, telemetry, declaration), local_now,
-                settings.readiness))
+                *readiness_inputs(aed, device, states.get(device), latest.get(aed.id)),
+                local_now, settings.readiness))
     return found
 
 
-def readiness_inputs(aed: Aed, device_id: str | None, telemetry: TelemetryState | None,
-                     declaration: ReadinessDeclaration | None,
+def readiness_inputs(aed: Aed, device_id: str | None, telemetry: Any,
+                     declared_at: datetime | None,
                      ) -> tuple[AedFacts, CabinetReading | None, Declaration | None]:
     """The stored rows of an AED as the plain inputs of `evaluate_readiness`."""
     return (
@@ -364,7 +389,7 @@ def readiness_inputs(aed: Aed, device_id: str | None, telemetry: TelemetryState 
                  in_use=aed.in_use_incident is not None, pads_expiry=aed.pads_expiry,
                  battery_expiry=aed.battery_expiry),
         reading_from_state(telemetry) if telemetry is not None else None,
-        Declaration(declaration.declared_at) if declaration is not None else None)
+        Declaration(declared_at) if declared_at is not None else None)
 
 
 def evaluate_status(aed: Aed, municipality: str | None, manager: str | None,
@@ -375,7 +400,9 @@ def evaluate_status(aed: Aed, municipality: str | None, manager: str | None,
     # Expiry dates are local calendar dates: "today" is today where the AED is.
     local_now = now.astimezone(ZoneInfo(settings.timezone))
     readiness = evaluate_readiness(
-        *readiness_inputs(aed, device_id, telemetry, declaration), local_now, policy)
+        *readiness_inputs(aed, device_id, telemetry,
+                          declaration.declared_at if declaration is not None else None),
+        local_now, policy)
     access = accessible_at(aed.access, aed.opening_hours, now, settings.timezone,
                            settings.country)
     return AedStatus(

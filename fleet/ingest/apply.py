@@ -18,10 +18,10 @@ import logging
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, insert, tuple_, update
+from sqlalchemy import Engine, bindparam, tuple_
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col
 
@@ -59,6 +59,14 @@ INGEST_REJECTION_REASONS = {
 _STATE_FIELDS = ("battery_pct", "battery_expiry", "pads_expiry", "self_test", "self_test_ts",
                  "door_open", "aed_present", "temperature_c", "heater_on", "power",
                  "source_fault")
+
+_STATE_COLUMNS = ("seq", "ts", "received_at", "online", "status_ts", "door_open_since",
+                  *_STATE_FIELDS)
+_state_table = TelemetryState.__table__  # type: ignore[attr-defined]
+# One executemany for all the batch's state updates, by primary key.
+_STATE_UPDATE = (_state_table.update()
+                 .where(_state_table.c.device_id == bindparam("b_device_id"))
+                 .values({name: bindparam(f"b_{name}") for name in _STATE_COLUMNS}))
 
 
 @dataclass(frozen=True)
@@ -168,6 +176,10 @@ def _claimed_seq(payload: bytes) -> int | None:
     return None
 
 
+def _table(model: Any) -> Any:
+    return model.__table__
+
+
 def _apply(session: Session, parsed: list[_Parsed], settings: Settings, now: datetime,
            outcome: BatchOutcome) -> None:
     devices = {p.device_id for p in parsed if p.device_id}
@@ -237,9 +249,11 @@ def _apply(session: Session, parsed: list[_Parsed], settings: Settings, now: dat
                            "cmd_id": message.cmd_id, "received_at": item.incoming.received_at})
         outcome.applied[("telemetry" if isinstance(message, TelemetryMessage) else "event")] += 1
 
-    changed = _store_telemetry(session, telemetry, statuses, outcome)
+    changed = _store_telemetry(
+        session, telemetry, statuses, outcome,
+        timedelta(minutes=settings.readiness.telemetry_stale_after_minutes), now)
     if events:
-        session.execute(insert(DeviceEvent), events)
+        session.connection().execute(_table(DeviceEvent).insert(), events)
 
     recorder = ReadinessRecorder(session, settings, now)
     touched = {cabinets[d][0] for d in changed | {e["device_id"] for e in events}}
@@ -282,14 +296,21 @@ def _claim_ledger(session: Session, keyed: list[tuple[tuple[str, int], str, _Par
     if rows:
         # Two workers holding the same key (a redelivery racing the original) conflict here;
         # the loser's transaction fails, is retried, and then sees the key as a duplicate.
-        session.execute(insert(AppliedMessage), rows)
+        session.connection().execute(_table(AppliedMessage).insert(), rows)
     return fresh
 
 
 def _store_telemetry(session: Session,
                      telemetry: dict[str, list[tuple[TelemetryMessage, datetime]]],
-                     statuses: dict[str, StatusMessage], outcome: BatchOutcome) -> set[str]:
-    """Upsert the latest state of each device; returns the devices whose state changed."""
+                     statuses: dict[str, StatusMessage], outcome: BatchOutcome,
+                     stale_after: timedelta, now: datetime) -> set[str]:
+    """Upsert the latest state of each device; returns those whose readiness may have changed.
+
+    A heartbeat that repeats the stored state of a cabinet that was fresh and online changes no
+    readiness input but its report time, so it is not re-evaluated: what time alone changes is
+    the sweep's. Anything else (a measured value, online/offline, a stale cabinet heard from
+    again, a first report) is.
+    """
     devices = set(telemetry) | set(statuses)
     if not devices:
         return set()
@@ -330,14 +351,20 @@ def _store_telemetry(session: Session,
         if row is None:
             inserts.append(state)
             changed.add(device)
-        elif state["seq"] != row.seq or state.get("online") != row.online or state.get(
-                "status_ts") != row.status_ts:
-            updates.append(state)
+            continue
+        if (state["seq"], state["online"], state["status_ts"]) == (
+                row.seq, row.online, row.status_ts):
+            continue
+        updates.append({f"b_{name}": value for name, value in state.items()})
+        was_fresh = now - min(row.ts, row.received_at) <= stale_after
+        if (not was_fresh or state["online"] != row.online
+                or any(state[name] != getattr(row, name) for name in _STATE_FIELDS)):
             changed.add(device)
+    connection = session.connection()
     if inserts:
-        session.execute(insert(TelemetryState), inserts)
+        connection.execute(table.insert(), inserts)
     if updates:
-        session.execute(update(TelemetryState), updates)
+        connection.execute(_STATE_UPDATE, updates)
     return changed
 
 
@@ -365,7 +392,7 @@ def _telemetry_state(previous: dict[str, Any] | None, message: TelemetryMessage,
 
 def _store_dead_letter(session: Session, item: Incoming, reason: str, detail: str,
                        device_id: str | None) -> None:
-    session.execute(insert(DeadLetter), [{
+    session.connection().execute(_table(DeadLetter).insert(), [{
         "received_at": item.received_at, "topic": item.topic[:300], "device_id": device_id,
         "reason": reason, "detail": detail[:500], "payload": item.payload[:MAX_PAYLOAD],
         "payload_size": len(item.payload)}])

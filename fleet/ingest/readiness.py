@@ -10,8 +10,8 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import insert, update
 from sqlalchemy import select as sa_select
+from sqlalchemy import update
 from sqlmodel import Session, col
 
 from fleet.ingest.notices import notices_for_change
@@ -33,6 +33,8 @@ class ReadinessRecorder:
         self.now = now
         self.transitions = 0
         self.notices = 0
+        self._new_rows: list[dict[str, Any]] = []
+        self._transition_rows: list[dict[str, Any]] = []
 
     def refresh(self, aed_ids: list[str] | None, cause: str) -> None:
         """Re-evaluate the given AEDs (None: all) and record each change."""
@@ -48,6 +50,15 @@ class ReadinessRecorder:
             for aed_id in chunk:
                 aed, readiness = found[aed_id]
                 self._record(aed, readiness, current.get(aed_id), cause)
+        # Core inserts, many rows per statement: a first sweep records a whole fleet at once.
+        connection = self.session.connection()
+        if self._new_rows:
+            connection.execute(AedReadiness.__table__.insert(),  # type: ignore[attr-defined]
+                               self._new_rows)
+        if self._transition_rows:
+            connection.execute(ReadinessTransition.__table__.insert(),  # type: ignore[attr-defined]
+                               self._transition_rows)
+        self._new_rows, self._transition_rows = [], []
 
     def _record(self, aed: Aed, readiness: Readiness, row: Any,
                 cause: str) -> None:
@@ -55,9 +66,9 @@ class ReadinessRecorder:
         reasons = " ".join(readiness.reasons)
         warnings = " ".join(readiness.warnings)
         if row is None:
-            self.session.execute(insert(AedReadiness), [{
+            self._new_rows.append({
                 "aed_id": aed.id, "state": state, "reasons": reasons, "warnings": warnings,
-                "since": self.now, "evaluated_at": self.now}])
+                "since": self.now, "evaluated_at": self.now})
             self._transition(aed.id, None, state, reasons, readiness.reasons, cause)
             return
         if (row.state, row.reasons, row.warnings) == (state, reasons, warnings):
@@ -81,9 +92,9 @@ class ReadinessRecorder:
 
     def _transition(self, aed_id: str, before: str | None, after: str, reasons: str,
                     added: tuple[str, ...], cause: str) -> None:
-        self.session.execute(insert(ReadinessTransition), [{
+        self._transition_rows.append({
             "aed_id": aed_id, "at": self.now, "from_state": before, "to_state": after,
-            "reasons": reasons, "added": " ".join(added), "cause": cause[:100]}])
+            "reasons": reasons, "added": " ".join(added), "cause": cause[:100]})
         self.transitions += 1
 
     def _notify(self, aed: Aed, kind: str, detail: str) -> None:
