@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import socket
 import time
@@ -29,7 +28,6 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from device_agents.config import parse_mqtt_url, tls_context
-from device_agents.publishing import PublishWindow
 from device_agents.tasks import cancel_and_wait
 from fleet.ingest.apply import BatchOutcome, Incoming, apply_batch, apply_each
 from fleet.ingest.metrics import IngestMetrics
@@ -124,18 +122,15 @@ class IngestWorker:
                         self.client_id)
             queue: asyncio.Queue[Incoming] = asyncio.Queue(
                 maxsize=self.settings.ingest.batch_max * 4)
-            window = PublishWindow(client, IN_FLIGHT)
             try:
                 async with asyncio.TaskGroup() as tasks:
                     tasks.create_task(self._receive(client, queue))
-                    tasks.create_task(self._apply_loop(client, queue, window))
+                    tasks.create_task(self._apply_loop(client, queue))
                     tasks.create_task(self._drain_on_stop(client, queue, stop))
             except* _Drained:
-                await window.drain()
+                pass
             except* aiomqtt.MqttError as group:
                 raise group.exceptions[0] from None
-            finally:
-                window.cancel()
             self.connected.clear()
 
     async def _drain_on_stop(self, client: aiomqtt.Client, queue: asyncio.Queue[Incoming],
@@ -169,8 +164,7 @@ class IngestWorker:
                                      token=(message.mid, message.qos)))
             self.metrics.queued.set(queue.qsize())
 
-    async def _apply_loop(self, client: aiomqtt.Client, queue: asyncio.Queue[Incoming],
-                          window: PublishWindow) -> None:
+    async def _apply_loop(self, client: aiomqtt.Client, queue: asyncio.Queue[Incoming]) -> None:
         config = self.settings.ingest
         while True:
             batch = [await queue.get()]
@@ -189,7 +183,7 @@ class IngestWorker:
                     batch.append(queue.get_nowait())
             self.metrics.queued.set(queue.qsize())
             outcome = await self._apply_with_retry(batch)
-            await self._acknowledge(client, window, batch, outcome)
+            self._acknowledge(client, batch, outcome)
             for _ in batch:
                 queue.task_done()
 
@@ -228,16 +222,20 @@ class IngestWorker:
             self.metrics.batch_seconds.observe(time.perf_counter() - started)
             return outcome
 
-    async def _acknowledge(self, client: aiomqtt.Client, window: PublishWindow,
-                           batch: list[Incoming], outcome: BatchOutcome) -> None:
+    def _acknowledge(self, client: aiomqtt.Client, batch: list[Incoming],
+                     outcome: BatchOutcome) -> None:
         """After the commit: ack the cabinets, PUBACK the broker, feed the sink, count."""
         root = self.settings.ingest.topic_root
+        paho = client._client  # noqa: SLF001 -- see manual_ack_set in _connected_session
+        # Handed to paho without awaiting each PUBACK: paho keeps up to IN_FLIGHT in flight and
+        # queues the rest. An ack lost with the connection is harmless: the cabinet sends again
+        # after its ack timeout, and the duplicate is acked.
         for device, seq in outcome.acks.items():
-            await window.publish(f"{root}/{device}/ack", json.dumps({"v": 1, "seq": seq}).encode())
+            paho.publish(f"{root}/{device}/ack", b'{"v":1,"seq":%d}' % seq, qos=1)
         for item in batch:
             mid, qos = item.token
             if qos > 0:
-                client._client.ack(mid, qos)  # noqa: SLF001 -- see manual_ack_set above
+                paho.ack(mid, qos)
         self.sink.add(outcome.samples)
         self._count(outcome)
 
