@@ -43,9 +43,13 @@ def ingest(click_ctx: click.Context, client_id: str | None, metrics_http: str | 
     if metrics_http:
         metrics.serve(metrics_http)
         click.echo(f"metrics on http://{metrics_http}/metrics", err=True)
+    from fleet.mailer import make_mailer
+
+    mailer = make_mailer(settings)
     sink = make_sink(settings)
     try:
-        worker = IngestWorker(settings, engine, sink=sink, metrics=metrics, client_id=client_id)
+        worker = IngestWorker(settings, engine, sink=sink, metrics=metrics, client_id=client_id,
+                              mailer=mailer)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -81,3 +85,40 @@ def sweep_once(ctx: Context, as_json: bool) -> None:
         click.echo(json.dumps(figures))
     else:
         click.echo(", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in figures.items()))
+
+
+@ingest.command("dead-letters")
+@click.option("--reason", help="Only this rejection reason (e.g. out_of_range, unknown_device).")
+@click.option("--device", help="Only messages on this device's topics.")
+@click.option("--limit", default=50, show_default=True, help="Newest first, at most this many.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON list on stdout.")
+@pass_context
+def dead_letters(ctx: Context, reason: str | None, device: str | None, limit: int,
+                 as_json: bool) -> None:
+    """Messages the ingest rejected, with their reason: counts by reason, then the newest."""
+    from sqlalchemy import func
+    from sqlmodel import Session, col, select
+
+    from fleet.models import DeadLetter
+
+    with Session(ctx.engine) as session:
+        counts = session.exec(select(DeadLetter.reason, func.count())
+                              .group_by(col(DeadLetter.reason))).all()
+        query = select(DeadLetter).order_by(col(DeadLetter.id).desc()).limit(limit)
+        if reason:
+            query = query.where(DeadLetter.reason == reason)
+        if device:
+            query = query.where(DeadLetter.device_id == device)
+        letters = session.exec(query).all()
+    documents = [{
+        "id": letter.id, "received_at": letter.received_at.isoformat().replace("+00:00", "Z"),
+        "topic": letter.topic, "device_id": letter.device_id, "reason": letter.reason,
+        "detail": letter.detail, "payload_size": letter.payload_size,
+        "payload": letter.payload[:300].decode("utf-8", "replace")} for letter in letters]
+    if as_json:
+        click.echo(json.dumps(documents, ensure_ascii=False, indent=2))
+        return
+    click.echo("dead letters by reason: " + (", ".join(
+        f"{code} {n}" for code, n in sorted(counts, key=lambda c: -c[1])) or "none"))
+    for doc in documents:
+        click.echo(f"{doc['received_at']} {doc['topic']} {doc['reason']}: {doc['detail']}")

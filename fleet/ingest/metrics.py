@@ -32,6 +32,9 @@ class IngestMetrics:
         self.transitions = Counter("aedfleet_readiness_transitions",
                                    "Readiness changes recorded", registry=r)
         self.notices = Counter("aedfleet_notices_queued", "Manager notices queued", registry=r)
+        self.mails = Counter("aedfleet_notice_mails", "E-mails sent to managers", registry=r)
+        self.mail_failures = Counter("aedfleet_notice_mail_failures",
+                                     "Notices whose e-mail failed (retried later)", registry=r)
         self.lag = Histogram("aedfleet_ingest_lag_seconds",
                              "From a message's timestamp to its commit",
                              buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 15, 60, 300, 3600),

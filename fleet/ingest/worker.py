@@ -32,6 +32,8 @@ from device_agents.tasks import cancel_and_wait
 from fleet.ingest.apply import BatchOutcome, Incoming, apply_batch, apply_each
 from fleet.ingest.metrics import IngestMetrics
 from fleet.ingest.sweep import sweep
+from fleet.mailer import Mailer
+from fleet.notifications import deliver_pending
 from fleet.settings import Settings
 from fleet.timeseries import NullSink, TimeSeriesSink
 
@@ -39,6 +41,7 @@ logger = logging.getLogger(__name__)
 
 LEAVES = ("telemetry", "event", "status")
 IN_FLIGHT = 2_000  # outgoing acks in flight at once
+NOTIFY_INTERVAL_S = 30.0
 
 
 def default_client_id() -> str:
@@ -59,13 +62,15 @@ class IngestWorker:
     """One ingest worker: MQTT in, batched transactions, acks out, periodic sweeps."""
 
     def __init__(self, settings: Settings, engine: Engine, *, sink: TimeSeriesSink | None = None,
-                 metrics: IngestMetrics | None = None, client_id: str | None = None) -> None:
+                 metrics: IngestMetrics | None = None, client_id: str | None = None,
+                 mailer: Mailer | None = None) -> None:
         if not settings.mqtt_url:
             raise ValueError("no broker configured: set mqtt_url (AEDFLEET_MQTT_URL)")
         self.settings = settings
         self.engine = engine
         self.sink = sink or NullSink()
         self.metrics = metrics or IngestMetrics()
+        self.mailer = mailer
         self.client_id = client_id or settings.ingest.client_id or default_client_id()
         self.endpoint = parse_mqtt_url(settings.mqtt_url)
         self.stats = WorkerStats()
@@ -79,13 +84,15 @@ class IngestWorker:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set, then leave cleanly (see `_drain_on_stop`)."""
-        sweeper = asyncio.create_task(self._sweep_loop())
+        background = [asyncio.create_task(self._sweep_loop())]
+        if self.mailer is not None:
+            background.append(asyncio.create_task(self._notify_loop(self.mailer)))
         try:
             await self._connection_loop(stop)
         finally:
-            stuck = await cancel_and_wait([sweeper])  # type: ignore[list-item]
+            stuck = await cancel_and_wait(background)  # type: ignore[arg-type]
             if stuck:
-                logger.error("the readiness sweep did not stop in time")
+                logger.error("the sweep or notification delivery did not stop in time")
 
     async def _connection_loop(self, stop: asyncio.Event) -> None:
         backoff = 0.2
@@ -270,3 +277,16 @@ class IngestWorker:
             self.metrics.transitions.inc(report.transitions)
             self.metrics.notices.inc(report.notices)
             self.metrics.observe_sink(self.sink)
+
+    async def _notify_loop(self, mailer: Mailer) -> None:
+        """E-mail the managers what the outbox holds (several workers may do this at once)."""
+        while True:
+            await asyncio.sleep(NOTIFY_INTERVAL_S)
+            try:
+                report = await asyncio.to_thread(deliver_pending, self.engine, mailer,
+                                                 datetime.now(UTC), self.settings)
+            except Exception:  # noqa: BLE001 -- retried at the next interval
+                logger.exception("notification delivery failed")
+                continue
+            self.metrics.mails.inc(report.sent_mails)
+            self.metrics.mail_failures.inc(report.failed)
