@@ -76,7 +76,8 @@ def mosquitto_conf(folder: Path, port: int, host: str = "127.0.0.1",
         "allow_anonymous false",
         f"password_file {folder / 'passwords'}",
         f"acl_file {folder / 'acl'}",
-        "max_inflight_messages 100",
+        # The ingest acknowledges after its commit: this many messages may await one batch.
+        "max_inflight_messages 1000",
         "max_queued_messages 100000",
     ]
     if persistence:
