@@ -33,6 +33,7 @@ COMMANDS = {
     "demo": "fleet.cli.demo:demo",
     "import": "fleet.cli.registry_import:import_file",
     "ingest": "fleet.cli.ingest:ingest",
+    "managers": "fleet.cli.managers:managers",
     "municipalities": "fleet.cli.db:municipalities",
     "notify": "fleet.cli.notify:notify",
     "simulate": "device_agents.cli:simulate",
