@@ -30,6 +30,11 @@ def rfc3339(moment: datetime) -> str:
     return text.replace("+00:00", "Z")
 
 
+def _text(value: str, limit: int) -> str:
+    """Free text for the fleet: NUL (which the fleet rejects) shown as U+FFFD, cut to `limit`."""
+    return value.replace("\x00", "\ufffd")[:limit]
+
+
 def telemetry(device_id: str, seq: int, ts: datetime, reading: ControllerReading | None,
               source_fault: str | None = None) -> dict[str, Any]:
     """A telemetry snapshot; without a reading (source fault) it carries only the fault."""
@@ -38,7 +43,7 @@ def telemetry(device_id: str, seq: int, ts: datetime, reading: ControllerReading
     if reading is not None:
         payload.update(reading.telemetry_fields())
     if source_fault:
-        payload["source_fault"] = source_fault[:200]
+        payload["source_fault"] = _text(source_fault, 200)
     return payload
 
 
@@ -49,7 +54,7 @@ def event(device_id: str, seq: int, ts: datetime, event_type: str, detail: str |
     payload: dict[str, Any] = {"v": VERSION, "device_id": device_id, "seq": seq,
                                "ts": rfc3339(ts), "type": event_type}
     if detail is not None:
-        payload["detail"] = detail[:500]
+        payload["detail"] = _text(detail, 500)
     if cmd_id is not None:
         payload["cmd_id"] = cmd_id
     return payload

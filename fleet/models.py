@@ -101,6 +101,7 @@ class TelemetryState(SQLModel, table=True):
     received_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
     online: bool | None = None
     status_ts: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    """When the latest `status` message arrived (arrival orders them: a will's own `ts` is old)."""
     battery_pct: int | None = None
     battery_expiry: date | None = None
     pads_expiry: date | None = None

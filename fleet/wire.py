@@ -56,6 +56,13 @@ def _utc_time(value: Any) -> datetime:
     return moment.astimezone(UTC)
 
 
+def _text(value: Any) -> Any:
+    # PostgreSQL cannot store a NUL character in text; no cabinet has a reason to send one.
+    if isinstance(value, str) and "\x00" in value:
+        raise PydanticCustomError("out_of_range", "contains a NUL character")
+    return value
+
+
 def _iso_date(value: Any) -> date:
     if not isinstance(value, str):
         raise PydanticCustomError("wrong_type", "must be an ISO date string")
@@ -106,6 +113,11 @@ class TelemetryMessage(_Sequenced):
     def _self_test_ts(cls, value: Any) -> datetime | None:
         return None if value is None else _utc_time(value)
 
+    @field_validator("source_fault", mode="before")
+    @classmethod
+    def _source_fault(cls, value: Any) -> Any:
+        return _text(value)
+
     @field_validator("temperature_c", mode="before")
     @classmethod
     def _number(cls, value: Any) -> Any:
@@ -121,6 +133,11 @@ class EventMessage(_Sequenced):
     ]
     detail: Annotated[str, Field(max_length=500)] | None = None
     cmd_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")] | None = None
+
+    @field_validator("detail", mode="before")
+    @classmethod
+    def _detail(cls, value: Any) -> Any:
+        return _text(value)
 
 
 class StatusMessage(_Message):

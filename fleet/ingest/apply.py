@@ -125,13 +125,32 @@ def apply_each(engine: Engine, batch: Sequence[Incoming], settings: Settings,
             result = apply_batch(engine, [item], settings, now)
         except Exception as exc:  # noqa: BLE001 -- whatever it is, the message must not be lost
             logger.exception("message on %s could not be applied", item.topic)
-            result = BatchOutcome()
-            with session_scope(engine) as session:
-                _store_dead_letter(session, item, "apply_failed", f"{type(exc).__name__}: {exc}",
-                                   _topic_device(item.topic))
-            result.dead_letters["apply_failed"] += 1
+            result = _dead_letter_failed(engine, item, f"{type(exc).__name__}: {exc}", now)
         _merge(total, result)
     return total
+
+
+def _dead_letter_failed(engine: Engine, item: Incoming, detail: str,
+                        now: datetime) -> BatchOutcome:
+    """Keep a message the database refused as an `apply_failed` dead letter, once.
+
+    Like any dead letter of a registered cabinet it enters the ledger and is acked, so that the
+    cabinet's resends neither pile up dead letters nor go on forever.
+    """
+    result = BatchOutcome()
+    device, seq = _topic_device(item.topic), _claimed_seq(item.payload)
+    with session_scope(engine) as session:
+        if device is not None and seq is not None and session.get(Cabinet, device) is not None:
+            if session.get(AppliedMessage, (device, seq)) is not None:
+                result.duplicates += 1
+                result.acks[device] = seq
+                return result
+            session.add(AppliedMessage(device_id=device, seq=seq, kind="dead_letter",
+                                       applied_at=now))
+            result.acks[device] = seq
+        _store_dead_letter(session, item, "apply_failed", detail, device)
+    result.dead_letters["apply_failed"] += 1
+    return result
 
 
 def _merge(total: BatchOutcome, part: BatchOutcome) -> None:
@@ -223,13 +242,16 @@ def _apply(session: Session, parsed: list[_Parsed], settings: Settings, now: dat
 
     telemetry: dict[str, list[tuple[TelemetryMessage, datetime]]] = defaultdict(list)
     events: list[dict[str, Any]] = []
-    statuses: dict[str, StatusMessage] = {}
+    # Statuses are ordered by arrival, not by their `ts`: a will is composed when its cabinet
+    # connects and published by the broker when the connection dies, so its `ts` is older than
+    # everything the cabinet sent over that connection.
+    statuses: dict[str, tuple[StatusMessage, datetime]] = {}
     for item in accepted:
         message = item.message
         if isinstance(message, StatusMessage):
             latest = statuses.get(message.device_id)
-            if latest is None or message.ts >= latest.ts:
-                statuses[message.device_id] = message
+            if latest is None or item.incoming.received_at >= latest[1]:
+                statuses[message.device_id] = (message, item.incoming.received_at)
             outcome.applied["status"] += 1
             continue
         assert isinstance(message, TelemetryMessage | EventMessage)
@@ -302,7 +324,8 @@ def _claim_ledger(session: Session, keyed: list[tuple[tuple[str, int], str, _Par
 
 def _store_telemetry(session: Session,
                      telemetry: dict[str, list[tuple[TelemetryMessage, datetime]]],
-                     statuses: dict[str, StatusMessage], outcome: BatchOutcome,
+                     statuses: dict[str, tuple[StatusMessage, datetime]],
+                     outcome: BatchOutcome,
                      stale_after: timedelta, now: datetime) -> set[str]:
     """Upsert the latest state of each device; returns those whose readiness may have changed.
 
@@ -317,8 +340,11 @@ def _store_telemetry(session: Session,
     # Plain rows, not ORM objects: the readiness query later in this transaction must see the
     # new state, not a stale copy in the session's identity map.
     table = TelemetryState.__table__  # type: ignore[attr-defined]
+    # Locked, in a fixed order: two workers applying reports of one cabinet at once must not
+    # both read seq 4 and the later commit write its older state over the other's seq 5.
     current = {row.device_id: row for row in session.execute(
-        sa_select(table).where(table.c.device_id.in_(devices)))}
+        sa_select(table).where(table.c.device_id.in_(devices))
+        .order_by(table.c.device_id).with_for_update())}
     inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
     changed: set[str] = set()
@@ -334,17 +360,18 @@ def _store_telemetry(session: Session,
                 outcome.late_telemetry += 1  # older than the stored state: history only
                 continue
             state = _telemetry_state(state, message, received_at)
-        status = statuses.get(device)
-        if status is not None:
+        if device in statuses:
+            status, arrived = statuses[device]
             if state is None:
                 # A cabinet whose first word is its status: known to exist, nothing measured.
-                state = {"device_id": device, "seq": 0, "ts": status.ts,
-                         "received_at": status.ts, "door_open_since": None,
+                state = {"device_id": device, "seq": 0, "ts": status.ts, "received_at": arrived,
+                         "online": None, "status_ts": None, "door_open_since": None,
                          **dict.fromkeys(_STATE_FIELDS)}
-            if state.get("status_ts") is None or status.ts >= state["status_ts"]:
-                state["status_ts"] = status.ts
-                # Telemetry sent after this status says more about being online than it does.
-                if status.state == "online" or status.ts >= state["ts"]:
+            # `status_ts` is when the latest status arrived; telemetry that arrived after an
+            # `offline` says more about being online than that status does.
+            if state["status_ts"] is None or arrived >= state["status_ts"]:
+                state["status_ts"] = arrived
+                if status.state == "online" or arrived >= state["received_at"]:
                     state["online"] = status.state == "online"
         if state is None:
             continue
@@ -377,7 +404,7 @@ def _telemetry_state(previous: dict[str, Any] | None, message: TelemetryMessage,
         **{name: getattr(message, name) for name in _STATE_FIELDS}}
     status_ts = previous.get("status_ts") if previous else None
     state["status_ts"] = status_ts
-    if status_ts is None or message.ts >= status_ts:
+    if status_ts is None or received_at >= status_ts:
         state["online"] = True
     else:
         state["online"] = previous.get("online") if previous else None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections import defaultdict
+from collections import Counter, defaultdict
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -17,12 +17,16 @@ from fleet.db import session_scope
 from fleet.ingest.worker import IngestWorker
 from fleet.models import (
     Aed,
+    AedReadiness,
     AppliedMessage,
     Cabinet,
     DeadLetter,
     DeviceEvent,
     Manager,
+    Notification,
     ReadinessDeclaration,
+    ReadinessTransition,
+    TelemetryState,
 )
 from fleet.settings import IngestSettings, Settings
 
@@ -171,3 +175,53 @@ def dead_letter_reasons(engine: Engine) -> dict[str, int]:
 
 def event_count(engine: Engine, device: str) -> int:
     return count_rows(engine, DeviceEvent, col(DeviceEvent.device_id) == device)
+
+
+def ack_count(publisher: CabinetPublisher, device: str, seq: int) -> int:
+    """How many acks of exactly `seq` the device has received."""
+    return publisher.acks.get(device, []).count(seq)
+
+
+def telemetry_state(engine: Engine, device: str) -> TelemetryState | None:
+    with Session(engine) as session:
+        return session.get(TelemetryState, device)
+
+
+def current_readiness(engine: Engine, aed_id: str) -> AedReadiness | None:
+    with Session(engine) as session:
+        return session.get(AedReadiness, aed_id)
+
+
+def transitions_of(engine: Engine, aed_id: str) -> list[ReadinessTransition]:
+    """The AED's recorded readiness transitions, oldest first."""
+    with Session(engine) as session:
+        return list(session.exec(select(ReadinessTransition)
+                                 .where(ReadinessTransition.aed_id == aed_id)
+                                 .order_by(col(ReadinessTransition.id))).all())
+
+
+def notice_kinds(engine: Engine, aed_id: str) -> list[str]:
+    """The kinds of the notices queued for the AED, oldest first."""
+    with Session(engine) as session:
+        return list(session.exec(select(Notification.kind)
+                                 .where(Notification.aed_id == aed_id)
+                                 .order_by(col(Notification.id))).all())
+
+
+def dead_letters(engine: Engine) -> list[DeadLetter]:
+    with Session(engine) as session:
+        return list(session.exec(select(DeadLetter).order_by(col(DeadLetter.id))).all())
+
+
+def all_counted(worker: IngestWorker) -> bool:
+    """Whether every message the worker received is counted: applied, duplicate or dead letter.
+
+    The worker counts a batch just after publishing its acks, so an ack can arrive first.
+    """
+    totals: Counter[str] = Counter()
+    for family in worker.metrics.registry.collect():
+        for sample in family.samples:
+            totals[sample.name] += sample.value
+    return totals["aedfleet_ingest_received_total"] == (
+        totals["aedfleet_ingest_applied_total"] + totals["aedfleet_ingest_duplicates_total"]
+        + totals["aedfleet_ingest_dead_letters_total"])

@@ -164,3 +164,21 @@ def test_whatever_the_agent_sends_the_fleet_accepts(reading: ControllerReading, 
     assert isinstance(message, TelemetryMessage)
     assert message.seq == seq and message.battery_pct == reading.battery_pct
     assert message.pads_expiry == reading.pads_expiry
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 2**40), st.none() | st.text(max_size=600))
+def test_whatever_event_detail_the_agent_sends_the_fleet_accepts(seq: int,
+                                                                 detail: str | None) -> None:
+    sent = payloads.event("cab-1", seq, datetime(2026, 11, 27, 12, 0, 1, tzinfo=UTC), "tamper",
+                          detail)
+    message = parse_cabinet_message("aed/cab-1/event", payloads.encode(sent))
+    assert isinstance(message, EventMessage) and message.seq == seq
+
+
+def test_a_nul_character_in_a_text_field_is_rejected_as_out_of_range() -> None:
+    payload = json.dumps({"v": 1, "device_id": "cab-1", "seq": 3, "ts": "2026-11-27T12:00:00Z",
+                          "type": "tamper", "detail": "lid\u0000forced"}).encode()
+    with pytest.raises(PayloadRejected) as rejected:
+        parse_cabinet_message("aed/cab-1/event", payload)
+    assert rejected.value.code == "out_of_range" and "NUL" in str(rejected.value)
