@@ -43,3 +43,15 @@ def test_agent_benchmark_reports_memory_drain_and_simulator_figures(plain_cli: C
     for key in ("idle_rss_mb", "drain_10k_s", "sim_msgs_per_s"):
         assert float(figures[key]) > 0, key  # type: ignore[arg-type]
     assert figures["idle_messages"] == 1, "an unchanging cabinet sends one snapshot, not a stream"
+
+
+def test_ingest_benchmark_reports_raw_applied_burst_and_latency_figures(plain_cli: Cli) -> None:
+    if shutil.which("mosquitto") is None and not Path("/usr/sbin/mosquitto").exists():
+        pytest.skip("mosquitto is not installed (apt-get install mosquitto; .ci/run does)")
+    result = plain_cli("bench", "ingest", "--quick", timeout=300)
+    assert result.returncode == 0, result.stderr
+    figures = last_json_line(result.stdout)
+    for key in ("raw_msgs_per_s", "applied_msgs_per_s_1w", "applied_msgs_per_s_2w",
+                "burst_25k_s", "p99_ms"):
+        assert float(figures[key]) > 0, key  # type: ignore[arg-type]
+    assert figures["latency_samples"] == 1_000, "every message of the latency run was acked"
