@@ -74,19 +74,20 @@ class Load:
 
     def __init__(self, devices: list[str]) -> None:
         self.devices = devices
-        self.round = 0
+        self.next_seq = dict.fromkeys(devices, 1)
         self.pads = (date.today() + timedelta(days=500)).isoformat()
         self.tested = datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
     def messages(self, count: int) -> list[tuple[str, bytes]]:
+        """`count` messages, cabinet after cabinet, each cabinet's seqs without a gap."""
         out = []
         ts = datetime.now(UTC).isoformat().replace("+00:00", "Z")
         for n in range(count):
             device = self.devices[n % len(self.devices)]
-            seq = self.round + n // len(self.devices) + 1
+            seq = self.next_seq[device]
+            self.next_seq[device] = seq + 1
             out.append((f"aed/{device}/telemetry",
                         _payload(device, seq, ts, self.pads, self.tested)))
-        self.round += count // len(self.devices) + 1
         return out
 
 

@@ -53,7 +53,11 @@ def _utc_time(value: Any) -> datetime:
     if moment.tzinfo is None:
         raise PydanticCustomError("out_of_range", "{value} has no time zone",
                                   {"value": value[:40]})
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:30:00+01:00 lies before year 1 in UTC
+        raise PydanticCustomError("out_of_range", "{value} lies outside the years 1-9999 in UTC",
+                                  {"value": value[:40]}) from None
 
 
 def _text(value: Any) -> Any:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, tuple_
+from sqlalchemy import Engine, bindparam, func, tuple_
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col
 
@@ -423,3 +423,45 @@ def _store_dead_letter(session: Session, item: Incoming, reason: str, detail: st
         "received_at": item.received_at, "topic": item.topic[:300], "device_id": device_id,
         "reason": reason, "detail": detail[:500], "payload": item.payload[:MAX_PAYLOAD],
         "payload_size": len(item.payload)}])
+
+
+def contiguous_acks(engine: Engine, acks: dict[str, int], since: datetime) -> dict[str, int]:
+    """Cap each device's ack at the end of its unbroken run of stored seqs since `since`.
+
+    After a worker (re)connects, the broker may have dropped messages that arrived while no
+    subscription of the group existed (Mosquitto does not restore shared subscriptions when it
+    restarts). Acking a device's highest seq would then tell the cabinet to drop what the fleet
+    never got. Counting from the highest seq stored before `since`, only an unbroken run is
+    acked; the cabinet resends the rest after its ack timeout and the gap fills. A device with no
+    such run gets no ack yet.
+    """
+    if not acks:
+        return acks
+    devices = list(acks)
+    before: dict[str, int] = {}
+    after: dict[str, list[int]] = defaultdict(list)
+    ledger = _table(AppliedMessage)
+    with engine.connect() as connection:
+        for start in range(0, len(devices), 500):
+            chunk = devices[start:start + 500]
+            before.update((device, seq) for device, seq in connection.execute(
+                sa_select(ledger.c.device_id, func.max(ledger.c.seq))
+                .where(ledger.c.device_id.in_(chunk), ledger.c.applied_at < since)
+                .group_by(ledger.c.device_id)))
+            for device, seq in connection.execute(
+                    sa_select(ledger.c.device_id, ledger.c.seq)
+                    .where(ledger.c.device_id.in_(chunk), ledger.c.applied_at >= since)
+                    .order_by(ledger.c.device_id, ledger.c.seq)):
+                after[device].append(seq)
+    capped: dict[str, int] = {}
+    for device in acks:
+        reached = before.get(device, 0)
+        for seq in after[device]:
+            if seq <= reached:
+                continue
+            if seq != reached + 1:
+                break
+            reached = seq
+        if reached >= 1:
+            capped[device] = reached  # may exceed `ack`: a late seq can close the gap
+    return capped

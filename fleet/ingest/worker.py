@@ -21,7 +21,7 @@ import logging
 import socket
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import aiomqtt
 from sqlalchemy import Engine
@@ -29,7 +29,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from device_agents.config import parse_mqtt_url, tls_context
 from device_agents.tasks import cancel_and_wait
-from fleet.ingest.apply import BatchOutcome, Incoming, apply_batch, apply_each
+from fleet.ingest.apply import BatchOutcome, Incoming, apply_batch, apply_each, contiguous_acks
 from fleet.ingest.metrics import IngestMetrics
 from fleet.ingest.sweep import sweep
 from fleet.mailer import Mailer
@@ -75,6 +75,8 @@ class IngestWorker:
         self.endpoint = parse_mqtt_url(settings.mqtt_url)
         self.stats = WorkerStats()
         self.connected = asyncio.Event()
+        self._probation_since: datetime | None = None
+        self._probation = timedelta(seconds=settings.ingest.reconnect_probation_s)
         self._backoff_max_s = 5.0
 
     def topics(self) -> list[str]:
@@ -97,6 +99,7 @@ class IngestWorker:
     async def _connection_loop(self, stop: asyncio.Event) -> None:
         backoff = 0.2
         while not stop.is_set():
+            connects = self.stats.connects
             try:
                 await self._connected_session(stop)
                 return
@@ -104,6 +107,8 @@ class IngestWorker:
                 self.connected.clear()
                 if stop.is_set():
                     return
+                if self.stats.connects != connects:
+                    backoff = 0.2  # it was connected: the broker may just have restarted
                 logger.warning("MQTT connection lost (%s); reconnecting in %.1f s", exc, backoff)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(backoff):
@@ -121,6 +126,9 @@ class IngestWorker:
             client.pending_calls_threshold = IN_FLIGHT * 2
             # PUBACK after commit, not on receipt: what is not stored stays the broker's to resend.
             client._client.manual_ack_set(True)  # noqa: SLF001 -- paho option aiomqtt does not expose
+            # Until the cabinets have had time to resend what a restarted broker may have
+            # dropped before this subscription existed, acks stop at the first gap.
+            self._probation_since = datetime.now(UTC)
             for topic in self.topics():
                 await client.subscribe(topic, qos=1)
             self.stats.connects += 1
@@ -227,6 +235,10 @@ class IngestWorker:
                 return await asyncio.to_thread(apply_each, self.engine, batch, self.settings,
                                                datetime.now(UTC))
             self.metrics.batch_seconds.observe(time.perf_counter() - started)
+            since = self._probation_since
+            if since is not None and datetime.now(UTC) - since < self._probation:
+                outcome.acks = await asyncio.to_thread(contiguous_acks, self.engine,
+                                                       outcome.acks, since)
             return outcome
 
     def _acknowledge(self, client: aiomqtt.Client, batch: list[Incoming],

@@ -701,3 +701,38 @@ async def test_two_transactions_racing_on_one_cabinet_never_roll_its_state_back(
     state = telemetry_state(engine, device)
     assert state is not None
     assert (state.seq, state.battery_pct) == (5, 55)
+
+
+async def test_after_a_connect_a_cabinet_is_acked_only_up_to_its_first_gap_until_it_resends(
+        broker: Mosquitto, engine: Engine, database_url: str) -> None:
+    """Seq 2 never reached the fleet (a restarted broker dropped it): 3 must not ack it away."""
+    [device] = register_fleet(engine, 1)
+    settings = ingest_settings(broker, database_url, reconnect_probation_s=60)
+    async with RunningWorker(IngestWorker(settings, engine)), \
+            CabinetPublisher(broker) as cabinets:
+        await cabinets.publish(f"aed/{device}/telemetry", telemetry(device, 1))
+        await eventually(lambda: cabinets.acked(device) == 1, 10, "seq 1 acked")
+        await cabinets.publish(f"aed/{device}/telemetry", telemetry(device, 3))
+        await eventually(lambda: ack_count(cabinets, device, 1) == 2, 10, "seq 3 acked as 1")
+        assert cabinets.acked(device) == 1
+        # The cabinet's ack timeout passes: it resends from its first unacked seq.
+        await cabinets.publish_many([(f"aed/{device}/telemetry", telemetry(device, 2)),
+                                     (f"aed/{device}/telemetry", telemetry(device, 3))])
+        await eventually(lambda: cabinets.acked(device) == 3, 10, "the gap filled and acked")
+    assert ledger_count(engine) == 3
+
+
+async def test_once_the_probation_is_over_a_gap_no_resend_can_fill_is_acked_over(
+        broker: Mosquitto, engine: Engine, database_url: str) -> None:
+    """A gap the cabinet's spool thinned away never fills; the normal ack covers it later."""
+    [device] = register_fleet(engine, 1)
+    settings = ingest_settings(broker, database_url, reconnect_probation_s=1)
+    async with RunningWorker(IngestWorker(settings, engine)) as worker, \
+            CabinetPublisher(broker) as cabinets:
+        await cabinets.publish(f"aed/{device}/telemetry", telemetry(device, 5))
+        await eventually(lambda: all_counted(worker) and worker.stats.batches >= 1, 10,
+                         "seq 5 applied")
+        assert cabinets.acked(device) == 0, "no unbroken run yet: no ack"
+        await asyncio.sleep(1.1)  # the probation of this test's worker runs out
+        await cabinets.publish(f"aed/{device}/telemetry", telemetry(device, 7))
+        await eventually(lambda: cabinets.acked(device) == 7, 10, "acked over the gaps")

@@ -182,3 +182,11 @@ def test_a_nul_character_in_a_text_field_is_rejected_as_out_of_range() -> None:
     with pytest.raises(PayloadRejected) as rejected:
         parse_cabinet_message("aed/cab-1/event", payload)
     assert rejected.value.code == "out_of_range" and "NUL" in str(rejected.value)
+
+
+def test_a_time_that_lies_before_year_one_in_utc_is_rejected_as_out_of_range() -> None:
+    payload = json.dumps({"v": 1, "device_id": "cab-1", "seq": 3,
+                          "ts": "0001-01-01T00:30:00+01:00"}).encode()
+    with pytest.raises(PayloadRejected) as rejected:
+        parse_cabinet_message(TOPIC, payload)
+    assert rejected.value.code == "out_of_range"
