@@ -293,7 +293,10 @@ def reading_from_state(state: Any) -> CabinetReading:
         reported_at=min(state.ts, state.received_at), online=state.online,
         battery_pct=state.battery_pct,
         battery_expiry=state.battery_expiry, pads_expiry=state.pads_expiry,
-        self_test=state.self_test, self_test_at=state.self_test_ts, door_open=state.door_open,
+        self_test=state.self_test,
+        # A self-test dated after the report arrived would never fall overdue.
+        self_test_at=(min(state.self_test_ts, state.received_at) if state.self_test_ts else None),
+        door_open=state.door_open,
         door_open_since=state.door_open_since, aed_present=state.aed_present,
         temperature_c=state.temperature_c, power=state.power, source_fault=state.source_fault)
 

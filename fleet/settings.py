@@ -39,8 +39,8 @@ class IngestSettings(BaseModel):
     batch_max: int = Field(default=500, ge=1, le=10_000)
     batch_wait_ms: int = Field(default=20, ge=0, le=5_000)
     sweep_interval_s: float = Field(default=60.0, gt=0, le=3_600)
-    reconnect_probation_s: float = Field(default=120.0, ge=0)
-    """After each (re)connect, acks stop at a device's first gap for this long (see docs)."""
+    ack_gap_grace_s: float = Field(default=120.0, ge=0)
+    """A cabinet is acked only up to a missing seq until that gap is this old (see docs)."""
     ledger_retention_days: int = Field(default=30, ge=1)
     dead_letter_retention_days: int = Field(default=90, ge=1)
     metrics_http: str = ""

@@ -162,7 +162,8 @@ def parse_cabinet_message(topic: str, payload: bytes) -> CabinetMessage:
         raise PayloadRejected("oversize", f"payload of {len(payload)} bytes")
     try:
         document = json.loads(payload.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        # RecursionError: nesting deeper than the parser goes ([[[[...]]]] fits in 4 KiB).
         raise PayloadRejected("not_json", f"not UTF-8 JSON: {exc}") from None
     if not isinstance(document, dict):
         raise PayloadRejected("not_object", "the payload is not a JSON object")

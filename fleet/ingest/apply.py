@@ -138,7 +138,7 @@ def _dead_letter_failed(engine: Engine, item: Incoming, detail: str,
     cabinet's resends neither pile up dead letters nor go on forever.
     """
     result = BatchOutcome()
-    device, seq = _topic_device(item.topic), _claimed_seq(item.payload)
+    device, seq = _topic_device(item.topic), _claimed_seq(item.topic, item.payload)
     with session_scope(engine) as session:
         if device is not None and seq is not None and session.get(Cabinet, device) is not None:
             if session.get(AppliedMessage, (device, seq)) is not None:
@@ -181,13 +181,13 @@ def _topic_device(topic: str) -> str | None:
     return match["device"]
 
 
-def _claimed_seq(payload: bytes) -> int | None:
-    """The seq a rejected payload carries, if it carries a valid one (for ledger and ack)."""
-    if len(payload) > MAX_PAYLOAD:
+def _claimed_seq(topic: str, payload: bytes) -> int | None:
+    """The seq a rejected telemetry or event payload carries, if a valid one (ledger, ack)."""
+    if not topic.endswith(("/telemetry", "/event")) or len(payload) > MAX_PAYLOAD:
         return None
     try:
         document = json.loads(payload)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return None
     seq = document.get("seq") if isinstance(document, dict) else None
     if type(seq) is int and 1 <= seq <= 2**63 - 1:
@@ -228,13 +228,13 @@ def _apply(session: Session, parsed: list[_Parsed], settings: Settings, now: dat
             kind = "telemetry" if isinstance(message, TelemetryMessage) else "event"
             keyed.append(((message.device_id, message.seq), kind, item))
     for item, _code, _detail in letters:
-        seq = _claimed_seq(item.incoming.payload)
+        seq = _claimed_seq(item.incoming.topic, item.incoming.payload)
         if item.device_id in cabinets and seq is not None:
             keyed.append(((item.device_id, seq), "dead_letter", item))
     fresh = _claim_ledger(session, keyed, now, outcome)
 
     for item, code, detail in letters:
-        seq = _claimed_seq(item.incoming.payload)
+        seq = _claimed_seq(item.incoming.topic, item.incoming.payload)
         if item.device_id in cabinets and seq is not None and (item.device_id, seq) not in fresh:
             continue  # a resend of a message already dead-lettered
         _store_dead_letter(session, item.incoming, code, detail, item.device_id)
@@ -316,6 +316,7 @@ def _claim_ledger(session: Session, keyed: list[tuple[tuple[str, int], str, _Par
         fresh[key] = item
         rows.append({"device_id": key[0], "seq": key[1], "kind": kind, "applied_at": now})
     if rows:
+        rows.sort(key=lambda row: (row["device_id"], row["seq"]))  # one lock order for all
         # Two workers holding the same key (a redelivery racing the original) conflict here;
         # the loser's transaction fails, is retried, and then sees the key as a duplicate.
         session.connection().execute(_table(AppliedMessage).insert(), rows)
@@ -411,7 +412,8 @@ def _telemetry_state(previous: dict[str, Any] | None, message: TelemetryMessage,
     was_open = bool(previous and previous.get("door_open"))
     if message.door_open:
         since = previous.get("door_open_since") if previous and was_open else None
-        state["door_open_since"] = since or message.ts
+        # Not later than its arrival: a cabinet clock running ahead must not extend the grace.
+        state["door_open_since"] = since or min(message.ts, received_at)
     else:
         state["door_open_since"] = None
     return state
@@ -421,19 +423,16 @@ def _store_dead_letter(session: Session, item: Incoming, reason: str, detail: st
                        device_id: str | None) -> None:
     session.connection().execute(_table(DeadLetter).insert(), [{
         "received_at": item.received_at, "topic": item.topic[:300], "device_id": device_id,
-        "reason": reason, "detail": detail[:500], "payload": item.payload[:MAX_PAYLOAD],
+        "reason": reason, "detail": detail.replace("\x00", "\\x00")[:500],
+        "payload": item.payload[:MAX_PAYLOAD],
         "payload_size": len(item.payload)}])
 
 
 def contiguous_acks(engine: Engine, acks: dict[str, int], since: datetime) -> dict[str, int]:
-    """Cap each device's ack at the end of its unbroken run of stored seqs since `since`.
+    """Cap each device's ack at the end of its unbroken run of seqs stored since `since`.
 
-    After a worker (re)connects, the broker may have dropped messages that arrived while no
-    subscription of the group existed (Mosquitto does not restore shared subscriptions when it
-    restarts). Acking a device's highest seq would then tell the cabinet to drop what the fleet
-    never got. Counting from the highest seq stored before `since`, only an unbroken run is
-    acked; the cabinet resends the rest after its ack timeout and the gap fills. A device with no
-    such run gets no ack yet.
+    Counting from the highest seq stored before `since` (gaps below it count as settled), only
+    an unbroken run of seqs stored since is acked; a device with no such run gets no ack yet.
     """
     if not acks:
         return acks

@@ -41,7 +41,7 @@ class ReadinessRecorder:
         if aed_ids is not None and not aed_ids:
             return
         found = readiness_of(self.session, self.settings, self.now, aed_ids)
-        ids = list(found)
+        ids = sorted(found)  # one lock order for every writer: no deadlock between them
         for start in range(0, len(ids), CHUNK):
             chunk = ids[start:start + CHUNK]
             table = AedReadiness.__table__  # type: ignore[attr-defined]

@@ -75,8 +75,7 @@ class IngestWorker:
         self.endpoint = parse_mqtt_url(settings.mqtt_url)
         self.stats = WorkerStats()
         self.connected = asyncio.Event()
-        self._probation_since: datetime | None = None
-        self._probation = timedelta(seconds=settings.ingest.reconnect_probation_s)
+        self._gap_grace = timedelta(seconds=settings.ingest.ack_gap_grace_s)
         self._backoff_max_s = 5.0
 
     def topics(self) -> list[str]:
@@ -126,9 +125,6 @@ class IngestWorker:
             client.pending_calls_threshold = IN_FLIGHT * 2
             # PUBACK after commit, not on receipt: what is not stored stays the broker's to resend.
             client._client.manual_ack_set(True)  # noqa: SLF001 -- paho option aiomqtt does not expose
-            # Until the cabinets have had time to resend what a restarted broker may have
-            # dropped before this subscription existed, acks stop at the first gap.
-            self._probation_since = datetime.now(UTC)
             for topic in self.topics():
                 await client.subscribe(topic, qos=1)
             self.stats.connects += 1
@@ -203,43 +199,71 @@ class IngestWorker:
                 queue.task_done()
 
     async def _apply_with_retry(self, batch: list[Incoming]) -> BatchOutcome:
+        """Apply `batch` until it is stored; only database trouble makes it wait and retry.
+
+        A batch that fails otherwise, or keeps conflicting with another worker's, is applied
+        message by message, so that one message the database refuses is dead-lettered alone.
+        """
         backoff = 0.1
         conflicts = 0
+        one_by_one = False
         while True:
             started = time.perf_counter()
+            apply = apply_each if one_by_one else apply_batch
             try:
-                outcome = await asyncio.to_thread(apply_batch, self.engine, batch,
-                                                  self.settings, datetime.now(UTC))
+                outcome = await asyncio.to_thread(apply, self.engine, batch, self.settings,
+                                                  datetime.now(UTC))
             except IntegrityError as exc:
                 # Another worker stored one of these keys meanwhile: retrying sees it as stored.
                 conflicts += 1
-                if conflicts > 3:
+                if conflicts > 3 and not one_by_one:
                     logger.error("batch keeps conflicting (%s); applying message by message",
                                  exc.orig)
-                    return await asyncio.to_thread(apply_each, self.engine, batch,
-                                                   self.settings, datetime.now(UTC))
+                    one_by_one = True
                 continue
             except (OperationalError, DBAPIError) as exc:
-                if exc.connection_invalidated or isinstance(exc, OperationalError):
+                if not (exc.connection_invalidated or isinstance(exc, OperationalError)):
+                    logger.exception("batch failed; applying message by message")
+                    one_by_one = True
+                    continue
+                self.metrics.db_errors.inc()
+                logger.warning("database unavailable (%s); retrying the batch of %d in %.1f s",
+                               exc.orig, len(batch), backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self._backoff_max_s)
+                continue
+            except Exception:  # noqa: BLE001 -- never lose the batch, never die of it
+                if one_by_one:
+                    # Even dead-lettering failed: treat it as database trouble and wait.
                     self.metrics.db_errors.inc()
-                    logger.warning("database unavailable (%s); retrying the batch of %d in "
-                                   "%.1f s", exc.orig, len(batch), backoff)
+                    logger.exception("batch could not be stored; retrying in %.1f s", backoff)
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, self._backoff_max_s)
-                    continue
-                logger.exception("batch failed; applying message by message")
-                return await asyncio.to_thread(apply_each, self.engine, batch, self.settings,
-                                               datetime.now(UTC))
-            except Exception:
-                logger.exception("batch failed; applying message by message")
-                return await asyncio.to_thread(apply_each, self.engine, batch, self.settings,
-                                               datetime.now(UTC))
+                else:
+                    logger.exception("batch failed; applying message by message")
+                    one_by_one = True
+                continue
             self.metrics.batch_seconds.observe(time.perf_counter() - started)
-            since = self._probation_since
-            if since is not None and datetime.now(UTC) - since < self._probation:
-                outcome.acks = await asyncio.to_thread(contiguous_acks, self.engine,
-                                                       outcome.acks, since)
+            outcome.acks = await self._gapless(outcome.acks)
             return outcome
+
+    async def _gapless(self, acks: dict[str, int]) -> dict[str, int]:
+        """Each cabinet's ack, stopped at a seq missing for less than the gap grace.
+
+        A seq can be missing because a restarted broker dropped it before the workers were
+        subscribed again, or because it waits in the broker session of a worker that died:
+        acking past it would make the cabinet delete what the fleet has not stored. The
+        cabinet resends it after its ack timeout. A seq still missing after the grace (its
+        agent thinned it from an overflowing spool) is acked over.
+        """
+        if self._gap_grace.total_seconds() <= 0 or not acks:
+            return acks
+        try:
+            return await asyncio.to_thread(contiguous_acks, self.engine, acks,
+                                           datetime.now(UTC) - self._gap_grace)
+        except Exception:  # noqa: BLE001 -- no ack is always safe: the cabinet resends
+            logger.exception("could not check the acks for gaps; sending none for this batch")
+            return {}
 
     def _acknowledge(self, client: aiomqtt.Client, batch: list[Incoming],
                      outcome: BatchOutcome) -> None:

@@ -85,9 +85,9 @@ def status(device: str, state: str, ts: datetime | None = None) -> bytes:
 
 
 def ingest_settings(broker: Mosquitto, database_url: str, **ingest: Any) -> Settings:
-    # Acks at once, whatever the seqs: the reconnect probation has tests of its own.
+    # Acks at once, whatever the seqs: the gap grace of acks has tests of its own.
     options: dict[str, Any] = {"sweep_interval_s": 3600, "batch_wait_ms": 10,
-                               "reconnect_probation_s": 0}
+                               "ack_gap_grace_s": 0}
     options.update(ingest)
     return Settings(database_url=database_url, mqtt_url=broker.url("fleet"),
                     ingest=IngestSettings(**options))

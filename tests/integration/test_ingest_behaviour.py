@@ -703,11 +703,11 @@ async def test_two_transactions_racing_on_one_cabinet_never_roll_its_state_back(
     assert (state.seq, state.battery_pct) == (5, 55)
 
 
-async def test_after_a_connect_a_cabinet_is_acked_only_up_to_its_first_gap_until_it_resends(
+async def test_a_cabinet_is_acked_only_up_to_a_missing_seq_until_it_resends_it(
         broker: Mosquitto, engine: Engine, database_url: str) -> None:
     """Seq 2 never reached the fleet (a restarted broker dropped it): 3 must not ack it away."""
     [device] = register_fleet(engine, 1)
-    settings = ingest_settings(broker, database_url, reconnect_probation_s=60)
+    settings = ingest_settings(broker, database_url, ack_gap_grace_s=60)
     async with RunningWorker(IngestWorker(settings, engine)), \
             CabinetPublisher(broker) as cabinets:
         await cabinets.publish(f"aed/{device}/telemetry", telemetry(device, 1))
@@ -722,17 +722,37 @@ async def test_after_a_connect_a_cabinet_is_acked_only_up_to_its_first_gap_until
     assert ledger_count(engine) == 3
 
 
-async def test_once_the_probation_is_over_a_gap_no_resend_can_fill_is_acked_over(
+async def test_a_gap_no_resend_fills_is_acked_over_once_it_is_older_than_the_grace(
         broker: Mosquitto, engine: Engine, database_url: str) -> None:
-    """A gap the cabinet's spool thinned away never fills; the normal ack covers it later."""
+    """Seq 4 was thinned from the cabinet's spool: it never comes, and must not block acks."""
     [device] = register_fleet(engine, 1)
-    settings = ingest_settings(broker, database_url, reconnect_probation_s=1)
+    settings = ingest_settings(broker, database_url, ack_gap_grace_s=1)
     async with RunningWorker(IngestWorker(settings, engine)) as worker, \
             CabinetPublisher(broker) as cabinets:
-        await cabinets.publish(f"aed/{device}/telemetry", telemetry(device, 5))
+        await cabinets.publish(f"aed/{device}/telemetry", telemetry(device, 3))
         await eventually(lambda: all_counted(worker) and worker.stats.batches >= 1, 10,
-                         "seq 5 applied")
+                         "seq 3 applied")
         assert cabinets.acked(device) == 0, "no unbroken run yet: no ack"
-        await asyncio.sleep(1.1)  # the probation of this test's worker runs out
-        await cabinets.publish(f"aed/{device}/telemetry", telemetry(device, 7))
-        await eventually(lambda: cabinets.acked(device) == 7, 10, "acked over the gaps")
+        await asyncio.sleep(1.1)  # seq 3 is now older than the grace: what lies below counts
+        await cabinets.publish(f"aed/{device}/telemetry", telemetry(device, 5))
+        await eventually(lambda: ack_count(cabinets, device, 3) == 1, 10, "acked up to the gap")
+        await asyncio.sleep(1.1)  # the gap at 4 is older than the grace; the cabinet resends
+        await cabinets.publish(f"aed/{device}/telemetry", telemetry(device, 5))
+        await eventually(lambda: cabinets.acked(device) == 5, 10, "acked over the gap")
+
+
+def test_a_cabinet_clock_running_ahead_does_not_extend_the_grace_of_an_open_door(
+        engine: Engine, database_url: str) -> None:
+    [device] = register_fleet(engine, 1)
+    settings = Settings(database_url=database_url)
+    arrived = datetime.now(UTC)
+    ahead = arrived + timedelta(hours=2)
+    apply_batch(engine, [Incoming(f"aed/{device}/telemetry",
+                                  telemetry(device, 1, ahead, door_open=True,
+                                            self_test_ts=stamp(ahead)), arrived)],
+                settings, arrived)
+    later = sweep(engine, settings, arrived + timedelta(minutes=10))
+    assert later.transitions == 1
+    readiness = current_readiness(engine, f"aed-{device}")
+    assert readiness is not None and readiness.state == "not_ready"
+    assert "door_open" in readiness.reasons.split()

@@ -147,10 +147,10 @@ async def test_a_broker_restart_under_real_cabinet_agents_loses_nothing_and_appl
     broker = Mosquitto(tmp_path / "broker", devices)
     broker.start()
     # Mosquitto does not restore shared subscriptions when it restarts: what cabinets publish
-    # before the worker is subscribed again is dropped, and only the reconnect probation (acks
+    # before the worker is subscribed again is dropped, and only the gap grace of acks (acks
     # stop at a cabinet's first gap until it resends) keeps that from being lost.
     settings = ingest_settings(broker, database_url, share_group=share_group,
-                               client_id="fault-ingest", reconnect_probation_s=60)
+                               client_id="fault-ingest", ack_gap_grace_s=60)
     # Sees what the broker routes, like any plain persistent subscriber; acks nothing.
     observer = FleetReceiver("127.0.0.1", broker.port, broker.credentials["fleet"], ack=False)
     cabinets: list[AgentCabinet] = []

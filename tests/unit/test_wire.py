@@ -190,3 +190,10 @@ def test_a_time_that_lies_before_year_one_in_utc_is_rejected_as_out_of_range() -
     with pytest.raises(PayloadRejected) as rejected:
         parse_cabinet_message(TOPIC, payload)
     assert rejected.value.code == "out_of_range"
+
+
+def test_json_nested_deeper_than_the_parser_goes_is_rejected_as_not_json() -> None:
+    payload = b"[" * 2000 + b"]" * 2000  # under 4 KiB, and too deep for the JSON parser
+    with pytest.raises(PayloadRejected) as rejected:
+        parse_cabinet_message(TOPIC, payload)
+    assert rejected.value.code == "not_json"
