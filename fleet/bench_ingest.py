@@ -257,7 +257,8 @@ async def _run(cabinets: int, messages: int, latency_rate: float, latency_count:
     try:
         migrate.upgrade(engine)
         load = Load(_register(engine, cabinets, datetime.now(UTC)))
-        raw = await _raw_rate(broker, load, messages)
+        # The same traffic from other cabinet ids: the workers' cabinets keep seqs without gaps.
+        raw = await _raw_rate(broker, Load([f"raw-{i:05d}" for i in range(cabinets)]), messages)
         one = await _applied_rate(broker, engine, url, load, messages, 1, folder)
         two = await _applied_rate(broker, engine, url, load, messages, 2, folder)
         burst = await _applied_rate(broker, engine, url, load, cabinets, 1, folder)
