@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from email import message_from_bytes, policy
-from email.message import Message
-from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
+from integration.smtp_support import SmtpServer
 from sqlalchemy import Engine
 
 from fleet.db import session_scope
@@ -22,30 +18,14 @@ from fleet.settings import NotifySettings, Settings
 from .cli import Cli
 
 
-class RecordingSmtpServer:
-    """aiosmtpd on a free loopback port, keeping each message it accepts."""
-
-    def __init__(self) -> None:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = int(probe.getsockname()[1])
-        self.messages: list[Message] = []
-        self.controller = Controller(self, hostname="127.0.0.1", port=self.port,
-                                     server_hostname="localhost")
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append(message_from_bytes(envelope.content, policy=policy.default))
-        return "250 Message accepted for delivery"
-
-
 @pytest.fixture
-def smtp() -> Iterator[RecordingSmtpServer]:
-    server = RecordingSmtpServer()
-    server.controller.start()
+def smtp() -> Iterator[SmtpServer]:
+    server = SmtpServer()
+    server.start()
     try:
         yield server
     finally:
-        server.controller.stop()
+        server.stop()
 
 
 @pytest.fixture
@@ -66,22 +46,22 @@ def queued(engine: Engine, database_url: str) -> Engine:
 
 
 def test_notify_once_json_sends_the_outbox_and_prints_the_report_on_stdout(
-        cli: Cli, queued: Engine, smtp: RecordingSmtpServer) -> None:
+        cli: Cli, queued: Engine, smtp: SmtpServer) -> None:
     result = cli("notify", "--once", "--json",
-                 env={"AEDFLEET_NOTIFY__SMTP_URL": f"smtp://127.0.0.1:{smtp.port}"})
+                 env={"AEDFLEET_NOTIFY__SMTP_URL": smtp.url})
 
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {
         "sent_mails": 1, "notices_sent": 1, "failed": 0, "deferred": 0, "no_recipient": 0}
     assert "1 e-mail(s) sent with 1 notice(s)" in result.stderr
-    [mail] = smtp.messages
+    [mail] = [received.message for received in smtp.received]
     assert mail["To"] == "jansen@example.org"
     assert mail["Subject"] == "AED Stadhuis (NL-N1): not ready for deployment"
 
     again = cli("notify", "--once", "--json",
-                env={"AEDFLEET_NOTIFY__SMTP_URL": f"smtp://127.0.0.1:{smtp.port}"})
+                env={"AEDFLEET_NOTIFY__SMTP_URL": smtp.url})
     assert json.loads(again.stdout)["sent_mails"] == 0
-    assert len(smtp.messages) == 1
+    assert len(smtp.received) == 1
 
 
 def test_notify_without_an_smtp_server_configured_says_so_and_fails(

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session
 
@@ -22,14 +18,6 @@ from .ingest_support import (
     telemetry,
 )
 from .mqtt_support import Mosquitto, eventually
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Mosquitto]:
-    mosquitto = Mosquitto(tmp_path / "broker", [])
-    mosquitto.start()
-    yield mosquitto
-    mosquitto.stop()
 
 
 async def test_telemetry_becomes_the_cabinet_state_and_is_acked(

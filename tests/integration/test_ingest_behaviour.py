@@ -58,14 +58,6 @@ DEAD_LETTERS = "aedfleet_ingest_dead_letters_total"
 EXPIRED = (date.today() - timedelta(days=3)).isoformat()  # expired in every time zone
 
 
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Mosquitto]:
-    mosquitto = Mosquitto(tmp_path / "broker", [])
-    mosquitto.start()
-    yield mosquitto
-    mosquitto.stop()
-
-
 async def precondition(condition: Any, timeout_s: float, what: str) -> None:
     """`eventually` for a test's set-up: its failure is not the failure the test looks for."""
     try:

@@ -13,7 +13,6 @@ import asyncio
 import json
 import sqlite3
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -46,14 +45,6 @@ from .ingest_support import (
     telemetry,
 )
 from .mqtt_support import FleetReceiver, Mosquitto, eventually
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Mosquitto]:
-    mosquitto = Mosquitto(tmp_path / "broker", [])
-    mosquitto.start()
-    yield mosquitto
-    mosquitto.stop()
 
 
 def assert_stream_stored_exactly_once(engine: Engine, stream: Stream,

@@ -19,14 +19,6 @@ from .victoria_support import VictoriaMetrics
 
 
 @pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Mosquitto]:
-    mosquitto = Mosquitto(tmp_path / "broker", [])
-    mosquitto.start()
-    yield mosquitto
-    mosquitto.stop()
-
-
-@pytest.fixture
 def victoria_metrics(tmp_path: Path) -> Iterator[VictoriaMetrics]:
     (tmp_path / "vm").mkdir()
     server = VictoriaMetrics(tmp_path / "vm")
