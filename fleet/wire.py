@@ -153,11 +153,20 @@ _MODELS: dict[str, type[_Message]] = {
     "telemetry": TelemetryMessage, "event": EventMessage, "status": StatusMessage}
 
 
-def parse_cabinet_message(topic: str, payload: bytes) -> CabinetMessage:
-    """Validate one message a cabinet published; raises `PayloadRejected`."""
+def topic_device(topic: str) -> str | None:
+    """The device id of a cabinet topic (`aed/{id}/telemetry|event|status`), else None."""
     match = TOPIC.fullmatch(topic)
     if match is None or not DEVICE_ID.fullmatch(match["device"]):
+        return None
+    return match["device"]
+
+
+def parse_cabinet_message(topic: str, payload: bytes) -> CabinetMessage:
+    """Validate one message a cabinet published; raises `PayloadRejected`."""
+    device = topic_device(topic)
+    if device is None:
         raise PayloadRejected("bad_topic", f"unexpected topic {topic[:200]!r}")
+    leaf = topic.rsplit("/", 1)[1]
     if len(payload) > MAX_PAYLOAD:
         raise PayloadRejected("oversize", f"payload of {len(payload)} bytes")
     try:
@@ -171,12 +180,12 @@ def parse_cabinet_message(topic: str, payload: bytes) -> CabinetMessage:
     if type(version) is not int or version != 1:
         raise PayloadRejected("unsupported_version", f"version {version!r}, expected 1")
     try:
-        message = _MODELS[match["leaf"]].model_validate(document)
+        message = _MODELS[leaf].model_validate(document)
     except ValidationError as exc:
         raise _rejection(exc) from None
-    if message.device_id != match["device"]:
+    if message.device_id != device:
         raise PayloadRejected("device_mismatch", f"device_id {message.device_id!r} on the "
-                                                 f"topic of {match['device']!r}")
+                                                 f"topic of {device!r}")
     return message  # type: ignore[return-value]
 
 

@@ -39,14 +39,13 @@ from fleet.models import (
 from fleet.settings import Settings
 from fleet.timeseries import TelemetrySample, sample_fields
 from fleet.wire import (
-    DEVICE_ID,
     MAX_PAYLOAD,
-    TOPIC,
     EventMessage,
     PayloadRejected,
     StatusMessage,
     TelemetryMessage,
     parse_cabinet_message,
+    topic_device,
 )
 
 logger = logging.getLogger(__name__)
@@ -138,7 +137,7 @@ def _dead_letter_failed(engine: Engine, item: Incoming, detail: str,
     cabinet's resends neither pile up dead letters nor go on forever.
     """
     result = BatchOutcome()
-    device, seq = _topic_device(item.topic), _claimed_seq(item.topic, item.payload)
+    device, seq = topic_device(item.topic), _claimed_seq(item.topic, item.payload)
     with session_scope(engine) as session:
         if device is not None and seq is not None and session.get(Cabinet, device) is not None:
             if session.get(AppliedMessage, (device, seq)) is not None:
@@ -170,15 +169,8 @@ def _parse(item: Incoming) -> _Parsed:
     try:
         message = parse_cabinet_message(item.topic, item.payload)
     except PayloadRejected as exc:
-        return _Parsed(item, rejection=exc, device_id=_topic_device(item.topic))
+        return _Parsed(item, rejection=exc, device_id=topic_device(item.topic))
     return _Parsed(item, message=message, device_id=message.device_id)
-
-
-def _topic_device(topic: str) -> str | None:
-    match = TOPIC.fullmatch(topic)
-    if match is None or not DEVICE_ID.fullmatch(match["device"]):
-        return None
-    return match["device"]
 
 
 def _claimed_seq(topic: str, payload: bytes) -> int | None:
@@ -219,6 +211,10 @@ def _apply(session: Session, parsed: list[_Parsed], settings: Settings, now: dat
             letters.append((item, "unknown_device", f"device {item.device_id} is not registered"))
         else:
             accepted.append(item)
+    # The seq a rejected message of a registered cabinet carries: it is stored (as a dead
+    # letter) under that seq, once, and acked.
+    claimed = {id(item): _claimed_seq(item.incoming.topic, item.incoming.payload)
+               for item, _code, _detail in letters if item.device_id in cabinets}
 
     # The ledger: each (device, seq) is stored once, whether applied or dead-lettered.
     keyed: list[tuple[tuple[str, int], str, _Parsed]] = []
@@ -228,14 +224,14 @@ def _apply(session: Session, parsed: list[_Parsed], settings: Settings, now: dat
             kind = "telemetry" if isinstance(message, TelemetryMessage) else "event"
             keyed.append(((message.device_id, message.seq), kind, item))
     for item, _code, _detail in letters:
-        seq = _claimed_seq(item.incoming.topic, item.incoming.payload)
-        if item.device_id in cabinets and seq is not None:
+        seq = claimed.get(id(item))
+        if item.device_id is not None and seq is not None:
             keyed.append(((item.device_id, seq), "dead_letter", item))
     fresh = _claim_ledger(session, keyed, now, outcome)
 
     for item, code, detail in letters:
-        seq = _claimed_seq(item.incoming.topic, item.incoming.payload)
-        if item.device_id in cabinets and seq is not None and (item.device_id, seq) not in fresh:
+        seq = claimed.get(id(item))
+        if seq is not None and (item.device_id, seq) not in fresh:
             continue  # a resend of a message already dead-lettered
         _store_dead_letter(session, item.incoming, code, detail, item.device_id)
         outcome.dead_letters[code] += 1
@@ -340,7 +336,7 @@ def _store_telemetry(session: Session,
         return set()
     # Plain rows, not ORM objects: the readiness query later in this transaction must see the
     # new state, not a stale copy in the session's identity map.
-    table = TelemetryState.__table__  # type: ignore[attr-defined]
+    table = _state_table
     # Locked, in a fixed order: two workers applying reports of one cabinet at once must not
     # both read seq 4 and the later commit write its older state over the other's seq 5.
     current = {row.device_id: row for row in session.execute(
