@@ -20,6 +20,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from alarm_core.policy import DispatchPolicy
 from fleet.errors import ConfigError
 from fleet.readiness import ReadinessPolicy
 
@@ -74,6 +75,29 @@ class NotifySettings(BaseModel):
     retry_max_minutes: float = Field(default=60.0, gt=0)
 
 
+class AlarmSettings(BaseModel):
+    """How `aedfleet alarm` talks to responder apps and the 112 centre (`[alarm]`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    http: str = "127.0.0.1:5080"
+    """host:port of the alarm core's HTTP API (incident intake, responses)."""
+    topic_root: str = Field(default="responders", pattern=r"^[A-Za-z0-9_-]{1,32}$")
+    client_id: str = Field(default="", pattern=r"^[A-Za-z0-9_.-]{0,64}$")
+    """Stable MQTT client id; empty: `aedfleet-alarm-<host name>`."""
+    questionnaire_url: str = "http://127.0.0.1:5080/questionnaire/{token}"
+    """Link sent to responders after a call; `{token}` is replaced by their questionnaire's."""
+    sms_gateway_url: str = ""
+    """HTTP endpoint that takes `{"to": phone, "text": ...}` as JSON; empty: SMS responders
+    are never alerted (they are left out of plans)."""
+    service_area: tuple[float, float, float, float] = (3.2, 50.7, 7.3, 53.6)
+    """west, south, east, north (WGS84): incidents outside are refused. Loaded municipality
+    boundaries, when present, are used instead."""
+    tick_interval_s: float = Field(default=1.0, gt=0, le=60)
+    refresh_interval_s: float = Field(default=2.0, gt=0, le=300)
+    full_refresh_minutes: float = Field(default=10.0, gt=0)
+
+
 class Settings(BaseSettings):
     """Configuration every aedfleet component honours (contract §4)."""
 
@@ -98,6 +122,8 @@ class Settings(BaseSettings):
     ingest: IngestSettings = IngestSettings()
     timeseries: TimeSeriesSettings = TimeSeriesSettings()
     notify: NotifySettings = NotifySettings()
+    dispatch: DispatchPolicy = DispatchPolicy()
+    alarm: AlarmSettings = AlarmSettings()
 
     @field_validator("timezone")
     @classmethod

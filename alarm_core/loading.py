@@ -1,0 +1,146 @@
+"""Fill the in-memory pools from the database, and keep them current with small refreshes."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import or_
+from sqlalchemy import select as sa_select
+from sqlmodel import Session, col
+
+from alarm_core.models import Responder
+from alarm_core.policy import DispatchPolicy
+from alarm_core.pools import AedEntry, AedPool, ResponderEntry, ResponderPool
+from alarm_core.responders import ResponderFacts, Whereabouts, position_at
+from fleet.access import accessible_at
+from fleet.models import Aed, AedReadiness, ReadinessDeclaration, TelemetryState
+from fleet.registry import aed_statuses
+from fleet.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+@lru_cache(maxsize=8)
+def _at_work(work_hours: str, tz_name: str, country: str | None, minute: datetime) -> bool:
+    return accessible_at("public", work_hours, minute, tz_name, country).accessible
+
+
+def at_work(settings: Settings, now: datetime) -> bool:
+    """Whether `now` is inside the work hours (responders with a work address are there)."""
+    minute = now.replace(second=0, microsecond=0)
+    return _at_work(settings.dispatch.work_hours, settings.timezone, settings.country, minute)
+
+
+RESPONDER_COLUMNS = [col(Responder.id), col(Responder.date_of_birth),
+                     col(Responder.certificate_date), col(Responder.available),
+                     col(Responder.active), col(Responder.busy_incident),
+                     col(Responder.quiet_from), col(Responder.quiet_until),
+                     col(Responder.training), col(Responder.channel),
+                     col(Responder.home_lat), col(Responder.home_lon),
+                     col(Responder.work_lat), col(Responder.work_lon),
+                     col(Responder.last_lat), col(Responder.last_lon),
+                     col(Responder.last_location_at)]
+
+
+def _pair(lat: float | None, lon: float | None) -> tuple[float, float] | None:
+    return None if lat is None or lon is None else (lat, lon)
+
+
+def responder_entry(row: Any, now: datetime, work: bool, policy: DispatchPolicy) -> ResponderEntry:
+    """A responder row as the pool holds it, placed where they are likely to be at `now`."""
+    places = Whereabouts(app=_pair(row.last_lat, row.last_lon), app_at=row.last_location_at,
+                         home=_pair(row.home_lat, row.home_lon),
+                         work=_pair(row.work_lat, row.work_lon))
+    position, _source = position_at(places, now, work, policy)
+    return ResponderEntry(
+        id=row.id, lat=None if position is None else position[0],
+        lon=None if position is None else position[1], date_of_birth=row.date_of_birth,
+        certificate_date=row.certificate_date, available=row.available, active=row.active,
+        busy=row.busy_incident is not None, quiet_from=row.quiet_from,
+        quiet_until=row.quiet_until, medical=row.training == "medical", app=row.channel == "app")
+
+
+def responder_facts(row: Any) -> ResponderFacts:
+    return ResponderFacts(date_of_birth=row.date_of_birth, certificate_date=row.certificate_date,
+                          available=row.available, quiet_from=row.quiet_from,
+                          quiet_until=row.quiet_until, active=row.active,
+                          busy=row.busy_incident is not None)
+
+
+def load_responders(session: Session, pool: ResponderPool, settings: Settings,
+                    now: datetime) -> int:
+    work = at_work(settings, now)
+    rows = session.execute(sa_select(*RESPONDER_COLUMNS)).all()
+    pool.load([responder_entry(row, now, work, settings.dispatch) for row in rows])
+    return len(rows)
+
+
+def refresh_responders(session: Session, pool: ResponderPool, settings: Settings,
+                       now: datetime, since: datetime, reposition: bool) -> int:
+    """Responders changed since `since`; with `reposition`, everyone whose place may have moved."""
+    query = sa_select(*RESPONDER_COLUMNS)
+    if not reposition:
+        query = query.where(col(Responder.updated_at) >= since)
+    else:
+        query = query.where(or_(col(Responder.updated_at) >= since,
+                                col(Responder.work_lat).is_not(None),
+                                col(Responder.last_location_at).is_not(None)))
+    work = at_work(settings, now)
+    count = 0
+    for row in session.execute(query):
+        pool.upsert(responder_entry(row, now, work, settings.dispatch))
+        count += 1
+    return count
+
+
+def aed_entry(aed: Aed, readiness: str) -> AedEntry:
+    return AedEntry(id=aed.id, lat=aed.lat, lon=aed.lon, readiness=readiness,
+                    in_use=aed.in_use_incident is not None, public=aed.access == "public",
+                    opening_hours=aed.opening_hours, access_code=aed.cabinet_code,
+                    location_hint=aed.location_hint, address=aed.address)
+
+
+def load_aeds(session: Session, pool: AedPool, settings: Settings, now: datetime) -> int:
+    """Every AED with its readiness evaluated now (not read from the last recorded state)."""
+    statuses = aed_statuses(session, settings, now)
+    pool.load([aed_entry(s.aed, s.readiness.state.value) for s in statuses])
+    return len(statuses)
+
+
+def changed_aed_ids(session: Session, since: datetime) -> list[str]:
+    """AEDs whose registry entry, cabinet state, declaration or recorded readiness changed."""
+    from fleet.models import Cabinet
+
+    ids: set[str] = set()
+    ids.update(session.execute(sa_select(col(Aed.id)).where(col(Aed.updated_at) >= since))
+               .scalars())
+    ids.update(session.execute(
+        sa_select(col(Cabinet.aed_id)).join(TelemetryState,
+                                            col(TelemetryState.device_id) == Cabinet.device_id)
+        .where(col(TelemetryState.received_at) >= since)).scalars())
+    ids.update(session.execute(sa_select(col(ReadinessDeclaration.aed_id))
+                               .where(col(ReadinessDeclaration.recorded_at) >= since)).scalars())
+    ids.update(session.execute(sa_select(col(AedReadiness.aed_id))
+                               .where(col(AedReadiness.since) >= since)).scalars())
+    ids.discard(None)  # type: ignore[arg-type]
+    return sorted(ids)
+
+
+def refresh_aeds(session: Session, pool: AedPool, settings: Settings, now: datetime,
+                 aed_ids: list[str]) -> int:
+    if not aed_ids:
+        return 0
+    statuses = aed_statuses(session, settings, now, aed_ids=aed_ids)
+    for status in statuses:
+        pool.upsert(aed_entry(status.aed, status.readiness.state.value))
+    for gone in set(aed_ids) - {s.aed.id for s in statuses}:
+        pool.remove(gone)
+    return len(statuses)
+
+
+def local(settings: Settings, now: datetime) -> datetime:
+    return now.astimezone(ZoneInfo(settings.timezone))

@@ -1,0 +1,175 @@
+"""Tables of the alarm core: responders, incidents, alerts, the outbox and what follows a call."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time
+
+from sqlalchemy import Column, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from fleet.db_types import UtcDateTime
+from fleet.models import ID_PATTERN, utcnow
+
+
+class ResponderBase(SQLModel):
+    """What a citizen responder registers."""
+
+    name: str = Field(max_length=200)
+    email: str | None = Field(default=None, max_length=200)
+    phone: str | None = Field(default=None, max_length=50)
+    date_of_birth: date
+    certificate_date: date | None = None
+    training: str = Field(default="non_medical", max_length=12)  # medical | non_medical
+    channel: str = Field(default="app", max_length=8)  # app | sms
+    available: bool = True
+    quiet_from: time | None = None
+    quiet_until: time | None = None
+    home_lat: float | None = Field(default=None, ge=-90, le=90)
+    home_lon: float | None = Field(default=None, ge=-180, le=180)
+    work_lat: float | None = Field(default=None, ge=-90, le=90)
+    work_lon: float | None = Field(default=None, ge=-180, le=180)
+
+
+class ResponderCreate(ResponderBase):
+    id: str = Field(regex=ID_PATTERN)
+
+
+class Responder(ResponderBase, table=True):
+    id: str = Field(primary_key=True, max_length=64)
+    last_lat: float | None = None
+    last_lon: float | None = None
+    last_location_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    active: bool = True
+    ignored_in_row: int = 0
+    """Alarms in a row left unanswered; reset by any answer."""
+    inactive_since: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    busy_incident: str | None = Field(default=None, max_length=40, index=True)
+    certificate_reminded_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime, index=True)
+
+
+class ApiToken(SQLModel, table=True):
+    """A machine caller's token (e.g. a 112 dispatch centre); only its SHA-256 is stored."""
+
+    __tablename__ = "api_token"
+    id: int | None = Field(default=None, primary_key=True)
+    caller: str = Field(max_length=100, index=True)
+    token_sha256: str = Field(max_length=64, unique=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+    revoked_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+
+
+class Incident(SQLModel, table=True):
+    """A cardiac-arrest call and what the alarm core did with it."""
+
+    __table_args__ = (UniqueConstraint("caller", "reference"),)
+    id: str = Field(primary_key=True, max_length=40)
+    caller: str = Field(max_length=100)
+    reference: str = Field(max_length=100)
+    request_sha256: str = Field(max_length=64)
+    lat: float
+    lon: float
+    address: str | None = Field(default=None, max_length=300)
+    called_at: datetime = Field(sa_type=UtcDateTime)
+    received_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+    source: str = Field(max_length=12)  # 112 | wearable
+    exclusions: str = Field(default="", max_length=300)
+    state: str = Field(max_length=16, index=True)  # excluded | dispatched | no_responders | closed
+    outcome: str = Field(max_length=16)  # what it was before closing
+    plan: str = Field(default="{}", sa_column=Column(Text, nullable=False))
+    expected_first_cpr_s: float | None = None
+    expected_first_aed_s: float | None = None
+    enough_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    closed_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    close_reason: str | None = Field(default=None, max_length=40)
+
+
+class IncidentResponder(SQLModel, table=True):
+    """One responder alerted for one incident, and their answer."""
+
+    __tablename__ = "incident_responder"
+    __table_args__ = (UniqueConstraint("incident_id", "responder_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: str = Field(foreign_key="incident.id", index=True, max_length=40)
+    responder_id: str = Field(foreign_key="responder.id", index=True, max_length=64)
+    role: str = Field(max_length=12)
+    aed_id: str | None = Field(default=None, max_length=64)
+    designated: bool = False
+    distance_m: float
+    eta_s: float
+    status: str = Field(default="alerted", max_length=12)
+    """alerted | accepted | declined | cancelled"""
+    alerted_at: datetime = Field(sa_type=UtcDateTime)
+    answered_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    cancelled_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+
+
+class IncidentAed(SQLModel, table=True):
+    """An AED sent to an incident, who fetches it, and whether it was picked up."""
+
+    __tablename__ = "incident_aed"
+    __table_args__ = (UniqueConstraint("incident_id", "aed_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: str = Field(foreign_key="incident.id", index=True, max_length=40)
+    aed_id: str = Field(foreign_key="aed.id", index=True, max_length=64)
+    distance_m: float
+    unverified: bool = False
+    fetcher_id: str | None = Field(default=None, max_length=64)
+    fetcher_since: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    fetcher_accepted: bool = False
+    picked_up_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    released_at: datetime | None = Field(default=None, sa_type=UtcDateTime, index=True)
+
+
+class OutboxMessage(SQLModel, table=True):
+    """A message to a responder, stored with the decision that caused it and sent after commit."""
+
+    __tablename__ = "outbox_message"
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(max_length=8)  # mqtt | sms
+    topic: str = Field(max_length=200)
+    """MQTT topic, or the phone number for SMS."""
+    payload: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+    sent_at: datetime | None = Field(default=None, sa_type=UtcDateTime, index=True)
+    attempts: int = 0
+    last_error: str | None = Field(default=None, max_length=300)
+
+
+class ResponderLocation(SQLModel, table=True):
+    """Where an accepted responder is on the way: personal data, deleted at `expires_at`."""
+
+    __tablename__ = "responder_location"
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: str = Field(foreign_key="incident.id", index=True, max_length=40)
+    responder_id: str = Field(foreign_key="responder.id", index=True, max_length=64)
+    lat: float
+    lon: float
+    ts: datetime = Field(sa_type=UtcDateTime)
+    expires_at: datetime = Field(sa_type=UtcDateTime, index=True)
+
+
+class Questionnaire(SQLModel, table=True):
+    """The after-call questionnaire of one alerted responder, open for a limited time."""
+
+    token: str = Field(primary_key=True, max_length=64)
+    incident_id: str = Field(foreign_key="incident.id", index=True, max_length=40)
+    responder_id: str = Field(foreign_key="responder.id", index=True, max_length=64)
+    sent_at: datetime = Field(sa_type=UtcDateTime)
+    expires_at: datetime = Field(sa_type=UtcDateTime)
+    answered_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    answers: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class AftercareTask(SQLModel, table=True):
+    """A responder asked to be contacted after a call: the care team owes them a call."""
+
+    __tablename__ = "aftercare_task"
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: str = Field(foreign_key="incident.id", index=True, max_length=40)
+    responder_id: str = Field(foreign_key="responder.id", index=True, max_length=64)
+    requested_at: datetime = Field(sa_type=UtcDateTime)
+    due_at: datetime = Field(sa_type=UtcDateTime, index=True)
+    done_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    note: str | None = Field(default=None, max_length=1000)

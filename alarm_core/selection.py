@@ -1,0 +1,236 @@
+"""Who is sent where: the dispatch plan for one cardiac arrest, as a pure function.
+
+`select_plan` takes the victim's position, the time of the call, the responder and AED pools and
+the policy, and returns a `Plan`; it reads no clock, database or network.
+
+1. Responders: the alertable ones within the search radius, which widens step by step up to the
+   largest radius while fewer than `min_responders` are found; at most `max_alerted`, nearest first.
+2. AEDs: up to `max_aeds` nearest within `aed_search_radius_m` that are deployable at the time of
+   the call: readiness `ready` (or `unverified` when the policy allows it, flagged), not in use,
+   public, and open day and night (or open at that moment when the policy allows it).
+3. Roles: the nearest responder always goes straight to the victim. For the AEDs, the responders
+   who would bring each one fastest (responder -> AED -> victim) are chosen by an optimal
+   assignment (`scipy.optimize.linear_sum_assignment`), so no AED's fetcher is taken greedily by
+   another. Then the nearest remaining go to the victim until a `cpr_share` of the alerted do;
+   everyone else is sent via the AED they would bring fastest, as backup fetchers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from alarm_core.geo import TravelModel, chord_to_arc, to_xyz
+from alarm_core.policy import AedAccessPolicy, DispatchPolicy
+from alarm_core.pools import AedPool, AedState, ResponderPool
+from fleet.access import accessible_at, is_always_open
+
+
+class Role:
+    CPR = "cpr"
+    FETCH_AED = "fetch_aed"
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """One alerted responder: what they are asked to do and how long it should take."""
+
+    responder_id: str
+    role: str
+    aed_id: str | None
+    distance_m: float
+    """Straight-line distance to the victim."""
+    eta_s: float
+    """Expected seconds from the alert to arriving at the victim (via the AED when fetching)."""
+    designated: bool = False
+    """The AED's chosen fetcher (the others sent via it are backups)."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.responder_id, "role": self.role, "aed_id": self.aed_id,
+                "distance_m": round(self.distance_m, 1), "eta_s": round(self.eta_s, 1),
+                "designated_fetcher": self.designated}
+
+
+@dataclass(frozen=True)
+class ChosenAed:
+    id: str
+    lat: float
+    lon: float
+    distance_m: float
+    readiness: str
+    access: str
+    """`always_open` or `open`: why it may be fetched at the time of the call."""
+    fetcher_id: str | None
+    eta_s: float | None
+    """Expected seconds from the alert until its fetcher brings it to the victim."""
+
+    @property
+    def unverified(self) -> bool:
+        return self.readiness == "unverified"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "lat": self.lat, "lon": self.lon,
+                "distance_m": round(self.distance_m, 1), "readiness": self.readiness,
+                "unverified": self.unverified, "access": self.access,
+                "fetcher_id": self.fetcher_id,
+                "eta_s": None if self.eta_s is None else round(self.eta_s, 1)}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The dispatch decision for one incident."""
+
+    lat: float
+    lon: float
+    at: datetime
+    radius_m: float
+    responders: tuple[Assignment, ...]
+    aeds: tuple[ChosenAed, ...]
+    first_cpr_s: float | None
+    first_aed_s: float | None
+    skipped_aeds: dict[str, str] = field(default_factory=dict)
+    """Nearer AEDs that were passed over, with the reason (`not_ready`, `in_use`, `closed`, ...)."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "victim": {"lat": self.lat, "lon": self.lon},
+            "at": self.at.isoformat().replace("+00:00", "Z"),
+            "radius_m": self.radius_m,
+            "responders": [a.to_json() for a in self.responders],
+            "aeds": [a.to_json() for a in self.aeds],
+            "counts": {"alerted": len(self.responders),
+                       "cpr": sum(a.role == Role.CPR for a in self.responders),
+                       "fetch_aed": sum(a.role == Role.FETCH_AED for a in self.responders),
+                       "aeds": len(self.aeds)},
+            "expected_first_cpr_s": _round(self.first_cpr_s),
+            "expected_first_aed_s": _round(self.first_aed_s),
+            "skipped_aeds": self.skipped_aeds,
+        }
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+def select_plan(lat: float, lon: float, at: datetime, responders: ResponderPool,
+                aeds: AedPool, policy: DispatchPolicy, tz_name: str = "Europe/Amsterdam",
+                country: str | None = "NL") -> Plan:
+    """The plan for a cardiac arrest at (lat, lon) called in at `at` (aware)."""
+    local = at.astimezone(ZoneInfo(tz_name))
+    slots, distances = responders.near(lat, lon, policy.max_search_radius_m, local)
+    radius = policy.max_search_radius_m
+    for step in policy.radius_steps():
+        if int(np.searchsorted(distances, step, side="right")) >= policy.min_responders:
+            radius = step
+            break
+    count = min(int(np.searchsorted(distances, radius, side="right")), policy.max_alerted)
+    slots, distances = slots[:count], distances[:count]
+
+    chosen, skipped = choose_aeds(lat, lon, at, aeds, policy, tz_name, country)
+    travel = TravelModel(policy.speed_mps, policy.turnout_s)
+    ids = [responders.ids[int(s)] for s in slots]
+    positions = np.array([responders.index.position(int(s)) for s in slots]).reshape(-1, 3)
+    return assign_roles(lat, lon, at, radius, ids, positions, distances, chosen, aeds, travel,
+                        policy, skipped)
+
+
+def _aed_id(aed_ids: dict[int, str], column: int | None) -> str | None:
+    return None if column is None else aed_ids[column]
+
+
+def choose_aeds(lat: float, lon: float, at: datetime, aeds: AedPool, policy: DispatchPolicy,
+                tz_name: str, country: str | None,
+                ) -> tuple[list[tuple[int, float, str]], dict[str, str]]:
+    """Up to `max_aeds` deployable AEDs nearest the victim: (slot, distance, access reason)."""
+    slots, distances = aeds.index.within(to_xyz(lat, lon), policy.aed_search_radius_m)
+    chosen: list[tuple[int, float, str]] = []
+    skipped: dict[str, str] = {}
+    for slot, distance in zip(slots.tolist(), distances.tolist(), strict=True):
+        if len(chosen) == policy.max_aeds:
+            break
+        entry = aeds.entries[slot]
+        reason = _not_deployable(slot, aeds, policy, at, tz_name, country)
+        if reason is None:
+            chosen.append((slot, distance, "always_open" if is_always_open(entry.opening_hours)
+                           else "open"))
+        elif len(skipped) < 20:
+            skipped[entry.id] = reason
+    return chosen, skipped
+
+
+def _not_deployable(slot: int, aeds: AedPool, policy: DispatchPolicy, at: datetime,
+                    tz_name: str, country: str | None) -> str | None:
+    state = int(aeds.state[slot])
+    if state == AedState.NOT_READY:
+        return "not_ready"
+    if state == AedState.UNVERIFIED and not policy.allow_unverified_aeds:
+        return "unverified"
+    if aeds.in_use[slot]:
+        return "in_use"
+    entry = aeds.entries[slot]
+    if not entry.public:
+        return "private_access"
+    if is_always_open(entry.opening_hours):
+        return None
+    if policy.aed_access is AedAccessPolicy.ALWAYS_OPEN:
+        return "not_always_open"
+    access = accessible_at("public", entry.opening_hours, at, tz_name, country)
+    return None if access.accessible else access.reason
+
+
+def assign_roles(lat: float, lon: float, at: datetime, radius: float, ids: list[str],
+                 positions: np.ndarray, distances: np.ndarray,
+                 chosen: list[tuple[int, float, str]], aeds: AedPool, travel: TravelModel,
+                 policy: DispatchPolicy, skipped: dict[str, str] | None = None) -> Plan:
+    """Roles for responders sorted nearest first (see the module's description)."""
+    n = len(ids)
+    direct = travel.seconds(distances)
+    roles: list[str] = [Role.CPR] * n
+    aed_of: list[int | None] = [None] * n
+    designated = [False] * n
+    eta = direct.copy()
+    kept: list[ChosenAed] = []
+    fetchers = n - 1  # the nearest responder always starts CPR
+    if chosen and fetchers > 0:
+        aed_xyz = np.array([aeds.index.position(slot) for slot, _d, _a in chosen])
+        aed_to_victim = np.array([d for _s, d, _a in chosen])
+        leg = chord_to_arc(np.linalg.norm(positions[:, None, :] - aed_xyz[None, :, :], axis=2))
+        via = travel.seconds(leg + aed_to_victim[None, :])
+        rows, cols = linear_sum_assignment(via[1:])
+        usable = sorted(int(c) for c in cols)
+        fetcher_of = {int(c): int(r) + 1 for r, c in zip(rows, cols, strict=True)}
+        for c in usable:
+            r = fetcher_of[c]
+            roles[r], aed_of[r], designated[r], eta[r] = Role.FETCH_AED, c, True, via[r, c]
+        n_cpr = max(1, round(n * policy.cpr_share))
+        cpr = 0
+        for r in range(n):
+            if designated[r]:
+                continue
+            if cpr < n_cpr:
+                cpr += 1
+                continue
+            best = min(usable, key=lambda c: (float(via[r, c]), c))  # noqa: B023
+            roles[r], aed_of[r], eta[r] = Role.FETCH_AED, best, via[r, best]
+        for c in usable:
+            slot, distance, access = chosen[c]
+            entry = aeds.entries[slot]
+            state = {v: k for k, v in AedState.CODES.items()}[int(aeds.state[slot])]
+            r = fetcher_of[c]
+            kept.append(ChosenAed(entry.id, entry.lat, entry.lon, distance, state, access,
+                                  ids[r], float(via[r, c])))
+    aed_ids = {c: aeds.entries[chosen[c][0]].id for c in range(len(chosen))}
+    assignments = tuple(
+        Assignment(ids[r], roles[r], _aed_id(aed_ids, aed_of[r]),
+                   float(distances[r]), float(eta[r]), designated[r]) for r in range(n))
+    cpr_times = [a.eta_s for a in assignments if a.role == Role.CPR]
+    return Plan(lat=lat, lon=lon, at=at, radius_m=radius, responders=assignments,
+                aeds=tuple(kept), first_cpr_s=min(cpr_times) if cpr_times else None,
+                first_aed_s=min((a.eta_s for a in kept if a.eta_s is not None), default=None),
+                skipped_aeds=dict(skipped or {}))
+

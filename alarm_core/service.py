@@ -1,0 +1,690 @@
+"""The alarm core service: incident intake, alerts through the outbox, answers, and what follows.
+
+Decisions are the pure functions of `selection.py` and `responders.py`; this module stores them.
+Every change and the messages it causes are written in one transaction (the outbox pattern), so
+a crash never loses or doubles an alert: the relay (`relay.py`) publishes what was committed.
+The in-memory pools are a fast pre-filter; what a plan chooses is checked against the database
+inside the transaction before anyone is alerted, so a stale pool never sends a not-ready AED.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, update
+from sqlalchemy import select as sa_select
+from sqlmodel import Session, col
+
+from alarm_core import loading
+from alarm_core.errors import Conflict, NotFound, Refused
+from alarm_core.models import (
+    AftercareTask,
+    Incident,
+    IncidentAed,
+    IncidentResponder,
+    OutboxMessage,
+    Questionnaire,
+    Responder,
+    ResponderLocation,
+)
+from alarm_core.pools import AedPool, ResponderPool
+from alarm_core.responders import not_alertable_reason
+from alarm_core.selection import Plan, Role, select_plan
+from alarm_core.wire import (
+    IncidentRequest,
+    alert_payload,
+    cancel_payload,
+    rfc3339,
+)
+from fleet.access import accessible_at, is_always_open
+from fleet.db import session_scope
+from fleet.ingest.readiness import ReadinessRecorder
+from fleet.models import Aed, Cabinet, DeviceEvent, ReadinessDeclaration, TelemetryState
+from fleet.municipalities import MunicipalityLocator
+from fleet.registry import municipality_locator, readiness_of
+from fleet.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+OPEN_STATES = ("dispatched", "no_responders")
+PICK_UP_EVENTS = ("door_opened", "aed_removed")
+MAX_REPLANS = 5
+
+
+@dataclass
+class IntakeResult:
+    incident: Incident
+    created: bool
+    plan: Plan | None
+
+
+@dataclass
+class AnswerResult:
+    status: str
+    """The responder's status after the answer: accepted, declined or cancelled."""
+    role: str
+    aed_id: str | None
+    cancelled: list[str] = field(default_factory=list)
+    """Responders told to stand down because enough are on their way."""
+
+
+class AlarmCore:
+    """One alarm core: its pools, and every operation that changes an incident."""
+
+    def __init__(self, engine: Any, settings: Settings) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.policy = settings.dispatch
+        self.responders = ResponderPool(self.policy,
+                                        include_sms=bool(settings.alarm.sms_gateway_url))
+        self.aeds = AedPool()
+        self._lock = threading.RLock()
+        self._locator: MunicipalityLocator | None = None
+        self._refreshed_at: datetime | None = None
+        self._full_at: datetime | None = None
+        self.outbox_written: Callable[[], None] = lambda: None
+        """Called after a commit that wrote outbox messages (the relay wakes up)."""
+
+    # -- pools --------------------------------------------------------------------------------
+
+    def load(self, now: datetime) -> tuple[int, int]:
+        """Build both pools from the database; returns (responders, AEDs)."""
+        with Session(self.engine) as session, self._lock:
+            responders = loading.load_responders(session, self.responders, self.settings, now)
+            aeds = loading.load_aeds(session, self.aeds, self.settings, now)
+            self._locator = municipality_locator(session)
+        self._refreshed_at = self._full_at = now
+        logger.info("alarm core loaded %d responders and %d AEDs", responders, aeds)
+        return responders, aeds
+
+    def refresh(self, now: datetime) -> None:
+        """Take in what changed since the last refresh; every few minutes re-evaluate all AEDs
+        (expiries and declarations run out with time) and re-place responders."""
+        since = (self._refreshed_at or now) - timedelta(seconds=5)  # clock skew between writers
+        full = self._full_at is None or (now - self._full_at) >= timedelta(
+            minutes=self.settings.alarm.full_refresh_minutes)
+        with Session(self.engine) as session:
+            changed = loading.changed_aed_ids(session, since)
+            with self._lock:
+                if full:
+                    loading.load_aeds(session, self.aeds, self.settings, now)
+                    self._full_at = now
+                else:
+                    loading.refresh_aeds(session, self.aeds, self.settings, now, changed)
+                loading.refresh_responders(session, self.responders, self.settings, now, since,
+                                           reposition=full)
+        self._refreshed_at = now
+
+    # -- intake -------------------------------------------------------------------------------
+
+    def check_location(self, lat: float, lon: float) -> None:
+        """Refuse a victim position outside the service area."""
+        if self._locator is not None and len(self._locator):
+            if self._locator.locate(lat, lon) is None:
+                raise Refused("outside_service_area",
+                              f"{lat:.5f},{lon:.5f} is in none of the served municipalities")
+            return
+        west, south, east, north = self.settings.alarm.service_area
+        if not (west <= lon <= east and south <= lat <= north):
+            raise Refused("outside_service_area",
+                          f"{lat:.5f},{lon:.5f} is outside the service area")
+
+    def plan(self, lat: float, lon: float, at: datetime) -> Plan:
+        """The plan for a call at `at`, from the pools alone (the dry run)."""
+        with self._lock:
+            return select_plan(lat, lon, at, self.responders, self.aeds, self.policy,
+                               self.settings.timezone, self.settings.country)
+
+    def intake(self, caller: str, request: IncidentRequest, now: datetime) -> IntakeResult:
+        """Take a cardiac-arrest call: store it, choose, alert; idempotent on the reference."""
+        if request.lat is None or request.lon is None:
+            raise Refused("address_not_geocoded",
+                          "this alarm core has no geocoder: send the victim's lat and lon")
+        called_at = request.called_at or now
+        if called_at > now + timedelta(minutes=5):
+            raise Refused("invalid_field", "called_at is in the future")
+        fingerprint = request.fingerprint()
+        with self._lock, session_scope(self.engine) as session:
+            existing = session.execute(
+                sa_select(Incident).where(col(Incident.caller) == caller,
+                                          col(Incident.reference) == request.reference)
+            ).scalar_one_or_none()
+            if existing is not None:
+                if existing.request_sha256 != fingerprint:
+                    raise Conflict("reference_conflict",
+                                   f"reference {request.reference} was already used for a "
+                                   "different incident")
+                return IntakeResult(existing, False, None)
+            self.check_location(request.lat, request.lon)
+            if now - called_at > timedelta(minutes=self.policy.incident_timeout_minutes):
+                raise Refused("call_too_old", "called_at is older than the incident timeout")
+            incident = Incident(
+                id=f"inc-{secrets.token_hex(6)}", caller=caller, reference=request.reference,
+                request_sha256=fingerprint, lat=request.lat, lon=request.lon,
+                address=request.address, called_at=called_at, received_at=now,
+                source=request.source, exclusions=" ".join(request.exclusions),
+                state="excluded", outcome="excluded")
+            if request.exclusions:
+                session.add(incident)
+                return IntakeResult(incident, True, None)
+            plan = self._checked_plan(session, incident.id, request.lat, request.lon, now)
+            incident.state = incident.outcome = "dispatched" if plan.responders else \
+                "no_responders"
+            incident.plan = json.dumps(plan.to_json())
+            incident.expected_first_cpr_s = plan.first_cpr_s
+            incident.expected_first_aed_s = plan.first_aed_s
+            session.add(incident)
+            session.flush()
+            self._store_plan(session, incident, plan, now)
+            ReadinessRecorder(session, self.settings, now).refresh(
+                [a.id for a in plan.aeds], "dispatched")
+        for chosen in plan.aeds:
+            self.aeds.set_in_use(chosen.id, True)
+        for assignment in plan.responders:
+            self.responders.set_flag(assignment.responder_id, "busy", True)
+        self.outbox_written()
+        logger.info("incident %s (%s): %d responders, %d AEDs alerted", incident.id,
+                    request.reference, len(plan.responders), len(plan.aeds))
+        return IntakeResult(incident, True, plan)
+
+    def _checked_plan(self, session: Session, incident_id: str, lat: float, lon: float,
+                      now: datetime) -> Plan:
+        """A plan whose every AED and responder the database confirms, claimed for this incident.
+
+        The pools may be seconds behind the database; what they got wrong is corrected in them
+        and the plan made again.
+        """
+        for _attempt in range(MAX_REPLANS):
+            plan = select_plan(lat, lon, now, self.responders, self.aeds, self.policy,
+                               self.settings.timezone, self.settings.country)
+            if self._confirm_aeds(session, plan, now) and self._confirm_responders(
+                    session, plan, now):
+                break
+        else:
+            raise Refused("dispatch_unstable", "the registry kept changing while planning; "
+                          "try again", status=503)
+        for chosen in plan.aeds:
+            claimed = session.execute(
+                update(Aed).where(col(Aed.id) == chosen.id, col(Aed.in_use_incident).is_(None))
+                .values(in_use_incident=incident_id))
+            if claimed.rowcount != 1:  # type: ignore[attr-defined]
+                raise Refused("dispatch_unstable", f"AED {chosen.id} was taken meanwhile",
+                              status=503)
+        if plan.responders:
+            session.execute(update(Responder).where(
+                col(Responder.id).in_([a.responder_id for a in plan.responders]))
+                .values(busy_incident=incident_id))
+        return plan
+
+    def _confirm_aeds(self, session: Session, plan: Plan, now: datetime) -> bool:
+        if not plan.aeds:
+            return True
+        fresh = readiness_of(session, self.settings, now, [a.id for a in plan.aeds])
+        ok = True
+        for chosen in plan.aeds:
+            if chosen.id not in fresh:
+                self.aeds.remove(chosen.id)
+                ok = False
+                continue
+            aed, readiness = fresh[chosen.id]
+            state = readiness.state.value
+            deployable = (state == "ready" or (state == "unverified"
+                                               and self.policy.allow_unverified_aeds))
+            access = accessible_at(aed.access, aed.opening_hours, now, self.settings.timezone,
+                                   self.settings.country)
+            if self.policy.aed_access == "always_open":
+                deployable = deployable and aed.access == "public" and \
+                    is_always_open(aed.opening_hours)
+            if not (deployable and access.accessible and aed.in_use_incident is None):
+                self.aeds.upsert(loading.aed_entry(aed, state))
+                ok = False
+        return ok
+
+    def _confirm_responders(self, session: Session, plan: Plan, now: datetime) -> bool:
+        if not plan.responders:
+            return True
+        ids = [a.responder_id for a in plan.responders]
+        rows = {row.id: row for row in session.execute(
+            sa_select(*loading.RESPONDER_COLUMNS).where(col(Responder.id).in_(ids)))}
+        local = loading.local(self.settings, now)
+        work = loading.at_work(self.settings, now)
+        ok = True
+        for responder_id in ids:
+            row = rows.get(responder_id)
+            if row is None:
+                self.responders.remove(responder_id)
+                ok = False
+            elif not_alertable_reason(loading.responder_facts(row), local, self.policy) \
+                    or (row.channel != "app" and not self.responders.include_sms):
+                self.responders.upsert(loading.responder_entry(row, now, work, self.policy))
+                ok = False
+        return ok
+
+    def _store_plan(self, session: Session, incident: Incident, plan: Plan,
+                    now: datetime) -> None:
+        channels = dict(session.execute(
+            sa_select(col(Responder.id), col(Responder.channel)).where(
+                col(Responder.id).in_([a.responder_id for a in plan.responders]))).all())
+        for chosen in plan.aeds:
+            session.add(IncidentAed(incident_id=incident.id, aed_id=chosen.id,
+                                    distance_m=chosen.distance_m, unverified=chosen.unverified,
+                                    fetcher_id=chosen.fetcher_id, fetcher_since=now))
+        for assignment in plan.responders:
+            session.add(IncidentResponder(
+                incident_id=incident.id, responder_id=assignment.responder_id,
+                role=assignment.role, aed_id=assignment.aed_id,
+                designated=assignment.designated, distance_m=assignment.distance_m,
+                eta_s=assignment.eta_s, alerted_at=now))
+            self._send_alert(session, incident, assignment.responder_id, assignment.role,
+                             assignment.aed_id, channels.get(assignment.responder_id, "app"),
+                             now)
+
+    # -- messages -----------------------------------------------------------------------------
+
+    def _topic(self, responder_id: str, kind: str) -> str:
+        return f"{self.settings.alarm.topic_root}/{responder_id}/{kind}"
+
+    def _send(self, session: Session, responder_id: str, kind: str, payload: dict[str, Any],
+              channel: str) -> None:
+        session.add(OutboxMessage(channel="mqtt" if channel == "app" else "sms",
+                                  topic=self._topic(responder_id, kind),
+                                  payload=json.dumps(payload, separators=(",", ":"))))
+
+    def _send_alert(self, session: Session, incident: Incident, responder_id: str, role: str,
+                    aed_id: str | None, channel: str, now: datetime) -> None:
+        aed_part = None
+        if aed_id is not None:
+            aed = session.get(Aed, aed_id)
+            assert aed is not None
+            link = session.execute(sa_select(IncidentAed).where(
+                col(IncidentAed.incident_id) == incident.id,
+                col(IncidentAed.aed_id) == aed_id)).scalar_one_or_none()
+            aed_part = {"aed_id": aed.id, "lat": aed.lat, "lon": aed.lon,
+                        "access_code": aed.cabinet_code, "location_hint": aed.location_hint,
+                        "unverified": bool(link is not None and link.unverified)}
+        victim = {"lat": incident.lat, "lon": incident.lon, "address": incident.address}
+        self._send(session, responder_id, "alert",
+                   alert_payload(incident.id, role, victim, aed_part, now, channel == "app"),
+                   channel)
+
+    def _channel(self, session: Session, responder_id: str) -> str:
+        responder = session.get(Responder, responder_id)
+        return "app" if responder is None else responder.channel
+
+    def _cancel(self, session: Session, incident_id: str, alerts: Iterable[IncidentResponder],
+                reason: str, now: datetime, status: str = "cancelled") -> list[str]:
+        told = []
+        for alert in alerts:
+            self._send(session, alert.responder_id, "cancel",
+                       cancel_payload(incident_id, reason),
+                       self._channel(session, alert.responder_id))
+            if alert.status == "alerted":
+                alert.status = status
+                alert.cancelled_at = now
+            session.add(alert)
+            told.append(alert.responder_id)
+        return told
+
+    # -- answers ------------------------------------------------------------------------------
+
+    def answer(self, incident_id: str, responder_id: str, answer: str,
+               now: datetime) -> AnswerResult:
+        """A responder accepts or declines; enough acceptances stand the others down."""
+        with self._lock, session_scope(self.engine) as session:
+            incident = self._open_incident(session, incident_id)
+            alert = self._alert_of(session, incident_id, responder_id)
+            if alert.status == "cancelled":
+                return AnswerResult("cancelled", alert.role, alert.aed_id)
+            responder = session.get(Responder, responder_id)
+            assert responder is not None
+            responder.ignored_in_row = 0
+            session.add(responder)
+            if answer == "accept":
+                result = self._accept(session, incident, alert, now)
+            else:
+                result = self._decline(session, incident, alert, now)
+        if result.status == "declined":
+            self.responders.set_flag(responder_id, "busy", False)
+        for cancelled in result.cancelled:
+            self.responders.set_flag(cancelled, "busy", False)
+        self.outbox_written()
+        return result
+
+    def _open_incident(self, session: Session, incident_id: str) -> Incident:
+        incident = session.get(Incident, incident_id)
+        if incident is None:
+            raise NotFound("unknown_incident", f"no incident {incident_id}")
+        if incident.state not in OPEN_STATES:
+            raise Conflict("incident_closed", f"incident {incident_id} is {incident.state}")
+        return incident
+
+    def _alert_of(self, session: Session, incident_id: str,
+                  responder_id: str) -> IncidentResponder:
+        alert = session.execute(sa_select(IncidentResponder).where(
+            col(IncidentResponder.incident_id) == incident_id,
+            col(IncidentResponder.responder_id) == responder_id)).scalar_one_or_none()
+        if alert is None:
+            raise NotFound("not_alerted", f"responder {responder_id} was not alerted for "
+                                          f"incident {incident_id}")
+        return alert
+
+    def _links(self, session: Session, incident_id: str) -> list[IncidentAed]:
+        return list(session.execute(sa_select(IncidentAed).where(
+            col(IncidentAed.incident_id) == incident_id).order_by(col(IncidentAed.id))).scalars())
+
+    def _alerts(self, session: Session, incident_id: str) -> list[IncidentResponder]:
+        return list(session.execute(sa_select(IncidentResponder).where(
+            col(IncidentResponder.incident_id) == incident_id)
+            .order_by(col(IncidentResponder.eta_s))).scalars())
+
+    def _accept(self, session: Session, incident: Incident, alert: IncidentResponder,
+                now: datetime) -> AnswerResult:
+        if alert.status != "accepted":
+            alert.status, alert.answered_at = "accepted", now
+            session.add(alert)
+        if alert.role == Role.FETCH_AED and alert.aed_id is not None:
+            link = next(li for li in self._links(session, incident.id)
+                        if li.aed_id == alert.aed_id)
+            if not link.fetcher_accepted:
+                if link.fetcher_id != alert.responder_id:
+                    self._designate(session, link, alert, now)
+                link.fetcher_accepted = True
+                session.add(link)
+        session.flush()
+        cancelled = self._stand_down_if_enough(session, incident, now)
+        return AnswerResult("accepted", alert.role, alert.aed_id, cancelled)
+
+    def _designate(self, session: Session, link: IncidentAed, alert: IncidentResponder,
+                   now: datetime) -> None:
+        """Make `alert`'s responder the fetcher of `link`'s AED (the former one is a backup)."""
+        if link.fetcher_id is not None:
+            former = self._alert_of(session, link.incident_id, link.fetcher_id)
+            former.designated = False
+            session.add(former)
+        link.fetcher_id, link.fetcher_since, link.fetcher_accepted = alert.responder_id, now, False
+        alert.designated = True
+        session.add_all([link, alert])
+
+    def _decline(self, session: Session, incident: Incident, alert: IncidentResponder,
+                 now: datetime) -> AnswerResult:
+        alert.status, alert.answered_at = "declined", now
+        session.add(alert)
+        session.execute(update(Responder).where(col(Responder.id) == alert.responder_id,
+                                                col(Responder.busy_incident) == incident.id)
+                        .values(busy_incident=None))
+        for link in self._links(session, incident.id):
+            if link.fetcher_id == alert.responder_id:
+                self._reassign(session, incident, link, now)
+        return AnswerResult("declined", alert.role, alert.aed_id)
+
+    def _reassign(self, session: Session, incident: Incident, link: IncidentAed,
+                  now: datetime) -> None:
+        """Give an AED whose fetcher declined or did not answer to the next best responder.
+
+        First choice: someone already sent via this AED (accepted ones first, then by expected
+        time); otherwise the fastest other responder still in play, who gets a new alert.
+        """
+        alerts = [a for a in self._alerts(session, incident.id)
+                  if a.status in ("alerted", "accepted") and a.responder_id != link.fetcher_id]
+        fetchers = {li.fetcher_id for li in self._links(session, incident.id)}
+        same = [a for a in alerts if a.role == Role.FETCH_AED and a.aed_id == link.aed_id
+                and a.responder_id not in fetchers]
+        same.sort(key=lambda a: (a.status != "accepted", a.eta_s))
+        if same:
+            chosen = same[0]
+        else:
+            others = [a for a in alerts if a.responder_id not in fetchers]
+            if not others:
+                logger.warning("incident %s: nobody left to fetch AED %s", incident.id,
+                               link.aed_id)
+                if link.fetcher_id is not None:
+                    former = self._alert_of(session, incident.id, link.fetcher_id)
+                    former.designated = False
+                    session.add(former)
+                link.fetcher_id, link.fetcher_accepted = None, False
+                session.add(link)
+                return
+            chosen = min(others, key=lambda a: (a.status != "alerted", a.eta_s))
+            chosen.role, chosen.aed_id = Role.FETCH_AED, link.aed_id
+            self._send_alert(session, incident, chosen.responder_id, Role.FETCH_AED,
+                             link.aed_id, self._channel(session, chosen.responder_id), now)
+        self._designate(session, link, chosen, now)
+        if chosen.status == "accepted":
+            link.fetcher_accepted = True
+            session.add(link)
+        logger.info("incident %s: AED %s reassigned to %s", incident.id, link.aed_id,
+                    chosen.responder_id)
+
+    def _stand_down_if_enough(self, session: Session, incident: Incident,
+                              now: datetime) -> list[str]:
+        if incident.enough_at is not None:
+            return []
+        alerts = self._alerts(session, incident.id)
+        links = self._links(session, incident.id)
+        fetchers = {li.fetcher_id for li in links}
+        cpr = sum(a.status == "accepted" and a.responder_id not in fetchers for a in alerts)
+        if cpr < self.policy.accept_target_cpr or not all(li.fetcher_accepted for li in links):
+            return []
+        incident.enough_at = now
+        session.add(incident)
+        waiting = [a for a in alerts if a.status == "alerted"]
+        session.execute(update(Responder).where(
+            col(Responder.id).in_([a.responder_id for a in waiting]),
+            col(Responder.busy_incident) == incident.id).values(busy_incident=None))
+        return self._cancel(session, incident.id, waiting, "enough_responders", now)
+
+    # -- locations ----------------------------------------------------------------------------
+
+    def record_location(self, incident_id: str, responder_id: str, lat: float, lon: float,
+                        ts: datetime, now: datetime) -> None:
+        """Keep an accepted responder's position on the way, at most the retention period."""
+        with session_scope(self.engine) as session:
+            self._open_incident(session, incident_id)
+            alert = self._alert_of(session, incident_id, responder_id)
+            if alert.status != "accepted" or alert.answered_at is None:
+                raise Conflict("not_accepted", "only accepted responders are followed")
+            expires = alert.answered_at + timedelta(
+                minutes=self.policy.location_retention_minutes)
+            if now >= expires:
+                raise Conflict("tracking_ended", "a responder is followed for at most "
+                               f"{self.policy.location_retention_minutes:g} minutes")
+            session.add(ResponderLocation(incident_id=incident_id, responder_id=responder_id,
+                                          lat=lat, lon=lon, ts=min(ts, now),
+                                          expires_at=expires))
+
+    # -- closing ------------------------------------------------------------------------------
+
+    def close(self, incident_id: str, reason: str, now: datetime) -> Incident:
+        """End an incident: everyone stands down, questionnaires go out, AEDs await return."""
+        with self._lock, session_scope(self.engine) as session:
+            incident = session.get(Incident, incident_id)
+            if incident is None:
+                raise NotFound("unknown_incident", f"no incident {incident_id}")
+            if incident.state == "closed":
+                return incident
+            if incident.state == "excluded":
+                incident.state, incident.closed_at, incident.close_reason = "closed", now, reason
+                session.add(incident)
+                return incident
+            alerts = self._alerts(session, incident_id)
+            self._count_ignored(session, alerts, now)
+            self._cancel(session, incident_id,
+                         [a for a in alerts if a.status in ("alerted", "accepted")],
+                         "incident_closed", now)
+            session.execute(update(Responder).where(col(Responder.busy_incident) == incident_id)
+                            .values(busy_incident=None))
+            self._send_questionnaires(session, incident_id, alerts, now)
+            incident.state, incident.closed_at, incident.close_reason = "closed", now, reason
+            session.add(incident)
+            responders = [a.responder_id for a in alerts]
+        for responder_id in responders:
+            self.responders.set_flag(responder_id, "busy", False)
+        self.outbox_written()
+        self.release_aeds(now)
+        return incident
+
+    def _count_ignored(self, session: Session, alerts: list[IncidentResponder],
+                       now: datetime) -> None:
+        """An alarm left unanswered for longer than the fetcher timeout counts as ignored."""
+        grace = timedelta(seconds=self.policy.fetcher_timeout_s)
+        for alert in alerts:
+            if alert.answered_at is not None:
+                continue
+            ended = alert.cancelled_at or now
+            if ended - alert.alerted_at < grace:
+                continue
+            responder = session.get(Responder, alert.responder_id)
+            if responder is None:
+                continue
+            responder.ignored_in_row += 1
+            if responder.active and responder.ignored_in_row >= self.policy.inactive_after_ignored:
+                responder.active = False
+                responder.inactive_since = now
+                responder.updated_at = now
+                logger.info("responder %s flagged inactive after %d unanswered alarms",
+                            responder.id, responder.ignored_in_row)
+            session.add(responder)
+
+    def _send_questionnaires(self, session: Session, incident_id: str,
+                             alerts: list[IncidentResponder], now: datetime) -> None:
+        expires = now + timedelta(hours=self.policy.questionnaire_open_hours)
+        for alert in alerts:
+            token = secrets.token_urlsafe(24)
+            session.add(Questionnaire(token=token, incident_id=incident_id,
+                                      responder_id=alert.responder_id, sent_at=now,
+                                      expires_at=expires))
+            url = self.settings.alarm.questionnaire_url.replace("{token}", token)
+            self._send(session, alert.responder_id, "questionnaire",
+                       {"v": 1, "incident_id": incident_id, "url": url,
+                        "expires_at": rfc3339(expires)},
+                       self._channel(session, alert.responder_id))
+
+    def answer_questionnaire(self, token: str, answers: dict[str, Any], aftercare: bool,
+                             now: datetime) -> Questionnaire:
+        """Store a responder's answers; asking for aftercare creates a task due within 24 h."""
+        with session_scope(self.engine) as session:
+            questionnaire = session.get(Questionnaire, token)
+            if questionnaire is None:
+                raise NotFound("unknown_questionnaire", "no questionnaire with this link")
+            if now >= questionnaire.expires_at:
+                raise Conflict("questionnaire_closed", "this questionnaire is closed")
+            if questionnaire.answered_at is not None:
+                raise Conflict("already_answered", "this questionnaire was already answered")
+            questionnaire.answered_at = now
+            questionnaire.answers = json.dumps(answers)
+            session.add(questionnaire)
+            if aftercare:
+                session.add(AftercareTask(
+                    incident_id=questionnaire.incident_id,
+                    responder_id=questionnaire.responder_id, requested_at=now,
+                    due_at=now + timedelta(hours=self.policy.aftercare_due_hours)))
+            return questionnaire
+
+    # -- time ---------------------------------------------------------------------------------
+
+    def tick(self, now: datetime) -> None:
+        """What time does: fetchers who did not answer, pick-ups, timeouts, retention."""
+        self._fetcher_timeouts(now)
+        self._confirm_pickups(now)
+        self._close_timed_out(now)
+        self.release_aeds(now)
+        self.purge_locations(now)
+
+    def _fetcher_timeouts(self, now: datetime) -> None:
+        limit = now - timedelta(seconds=self.policy.fetcher_timeout_s)
+        with self._lock, session_scope(self.engine) as session:
+            stale = list(session.execute(sa_select(IncidentAed).join(
+                Incident, col(Incident.id) == IncidentAed.incident_id).where(
+                col(Incident.state).in_(OPEN_STATES), col(IncidentAed.fetcher_accepted).is_(False),
+                col(IncidentAed.fetcher_id).is_not(None),
+                col(IncidentAed.fetcher_since) <= limit)).scalars())
+            for link in stale:
+                incident = session.get(Incident, link.incident_id)
+                assert incident is not None
+                logger.info("incident %s: fetcher %s of AED %s did not answer in time",
+                            incident.id, link.fetcher_id, link.aed_id)
+                self._reassign(session, incident, link, now)
+        if stale:
+            self.outbox_written()
+
+    def _confirm_pickups(self, now: datetime) -> None:
+        with session_scope(self.engine) as session:
+            waiting = session.execute(
+                sa_select(IncidentAed, col(Incident.received_at), col(Cabinet.device_id))
+                .join(Incident, col(Incident.id) == IncidentAed.incident_id)
+                .join(Cabinet, col(Cabinet.aed_id) == IncidentAed.aed_id)
+                .where(col(IncidentAed.picked_up_at).is_(None),
+                       col(IncidentAed.released_at).is_(None))).all()
+            for link, dispatched_at, device_id in waiting:
+                event = session.execute(
+                    sa_select(col(DeviceEvent.ts)).where(
+                        col(DeviceEvent.device_id) == device_id,
+                        col(DeviceEvent.type).in_(PICK_UP_EVENTS),
+                        col(DeviceEvent.received_at) >= dispatched_at)
+                    .order_by(col(DeviceEvent.ts)).limit(1)).scalar_one_or_none()
+                if event is not None:
+                    link.picked_up_at = event
+                    session.add(link)
+                    logger.info("incident %s: AED %s picked up", link.incident_id, link.aed_id)
+
+    def _close_timed_out(self, now: datetime) -> None:
+        limit = now - timedelta(minutes=self.policy.incident_timeout_minutes)
+        with Session(self.engine) as session:
+            expired = list(session.execute(sa_select(col(Incident.id)).where(
+                col(Incident.state).in_((*OPEN_STATES, "excluded")),
+                col(Incident.received_at) <= limit)).scalars())
+        for incident_id in expired:
+            self.close(incident_id, "timeout", now)
+
+    def release_aeds(self, now: datetime) -> list[str]:
+        """Return AEDs of closed incidents to service once they are back (see docs/alarm.md)."""
+        released = []
+        with self._lock, session_scope(self.engine) as session:
+            rows = session.execute(
+                sa_select(IncidentAed, Incident, col(TelemetryState.aed_present),
+                          col(TelemetryState.received_at))
+                .join(Incident, col(Incident.id) == IncidentAed.incident_id)
+                .outerjoin(Cabinet, col(Cabinet.aed_id) == IncidentAed.aed_id)
+                .outerjoin(TelemetryState, col(TelemetryState.device_id) == Cabinet.device_id)
+                .where(col(Incident.state) == "closed", col(IncidentAed.released_at).is_(None))
+            ).all()
+            for link, incident, present, reported_at in rows:
+                if self._is_back(session, link, incident, present, reported_at):
+                    link.released_at = now
+                    session.add(link)
+                    session.execute(update(Aed).where(col(Aed.id) == link.aed_id,
+                                                      col(Aed.in_use_incident) == incident.id)
+                                    .values(in_use_incident=None, updated_at=now))
+                    released.append(link.aed_id)
+            if released:
+                ReadinessRecorder(session, self.settings, now).refresh(released, "returned")
+        for aed_id in released:
+            self.aeds.set_in_use(aed_id, False)
+        return released
+
+    def _is_back(self, session: Session, link: IncidentAed, incident: Incident,
+                 present: bool | None, reported_at: datetime | None) -> bool:
+        if reported_at is not None:  # a monitored cabinet: its report decides
+            if link.picked_up_at is not None:
+                return bool(present) and reported_at > link.picked_up_at
+            return bool(present)
+        if not link.fetcher_accepted:  # unmonitored and nobody went for it
+            return True
+        declared = session.execute(sa_select(col(ReadinessDeclaration.id)).where(
+            col(ReadinessDeclaration.aed_id) == link.aed_id,
+            col(ReadinessDeclaration.declared_at) >= incident.closed_at)).first()
+        return declared is not None
+
+    def purge_locations(self, now: datetime) -> int:
+        """Delete responder positions past their retention (15 minutes after acceptance)."""
+        with session_scope(self.engine) as session:
+            result = session.execute(delete(ResponderLocation).where(
+                col(ResponderLocation.expires_at) <= now))
+            return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -1,0 +1,182 @@
+"""Payloads between the alarm core, the 112 centre and responder apps (contract §1), as pure code.
+
+Parsing raises `Refused` with a stable code; building returns dicts ready for `json.dumps`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from alarm_core.errors import Refused
+
+SOURCES = ("112", "wearable")
+ANSWERS = ("accept", "decline")
+REFERENCE = re.compile(r"^[A-Za-z0-9_.:/-]{1,100}$")
+RESPONDER_TOPIC = re.compile(r"^responders/([A-Za-z0-9_-]{1,64})/(response|location)$")
+MAX_PAYLOAD = 4096
+
+
+@dataclass(frozen=True)
+class IncidentRequest:
+    """A cardiac-arrest notification from the dispatch centre."""
+
+    reference: str
+    lat: float | None
+    lon: float | None
+    address: str | None
+    called_at: datetime | None
+    source: str
+    exclusions: tuple[str, ...]
+
+    def fingerprint(self) -> str:
+        """SHA-256 of the request's content: the same reference must always carry the same."""
+        document = {"reference": self.reference, "lat": self.lat, "lon": self.lon,
+                    "address": self.address, "source": self.source,
+                    "called_at": None if self.called_at is None else self.called_at.isoformat(),
+                    "exclusions": sorted(self.exclusions)}
+        return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
+
+
+def parse_time(value: Any, name: str) -> datetime:
+    """An RFC 3339 time with an offset, as aware UTC."""
+    if not isinstance(value, str):
+        raise Refused("invalid_field", f"{name} must be an RFC 3339 time string")
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise Refused("invalid_field", f"{name} is not an RFC 3339 time: {value[:40]!r}") from exc
+    if parsed.tzinfo is None:
+        raise Refused("invalid_field", f"{name} must carry a time zone offset (e.g. Z)")
+    return parsed.astimezone(UTC)
+
+
+def _coordinate(body: dict[str, Any], name: str, limit: float) -> float | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) \
+            or not math.isfinite(value) or abs(value) > limit:
+        raise Refused("invalid_field", f"{name} must be a number between -{limit} and {limit}")
+    return float(value)
+
+
+def parse_incident(body: Any, known_exclusions: dict[str, str]) -> IncidentRequest:
+    """Validate the JSON body of `POST /api/v1/incidents`."""
+    if not isinstance(body, dict):
+        raise Refused("invalid_body", "the body must be a JSON object")
+    reference = body.get("reference")
+    if not isinstance(reference, str) or not REFERENCE.match(reference):
+        raise Refused("invalid_field", "reference is required: 1-100 characters of "
+                                       "letters, digits and _ . : / -")
+    lat, lon = _coordinate(body, "lat", 90), _coordinate(body, "lon", 180)
+    if (lat is None) != (lon is None):
+        raise Refused("invalid_field", "lat and lon go together")
+    address = body.get("address")
+    if address is not None and (not isinstance(address, str) or not 0 < len(address) <= 300):
+        raise Refused("invalid_field", "address must be a string of at most 300 characters")
+    if lat is None and address is None:
+        raise Refused("missing_location", "give the victim's lat and lon, or an address")
+    called_at = None if body.get("called_at") is None else parse_time(body["called_at"],
+                                                                       "called_at")
+    source = body.get("source", "112")
+    if source not in SOURCES:
+        raise Refused("invalid_field", f"source must be one of {', '.join(SOURCES)}")
+    exclusions = body.get("exclusions", [])
+    if not isinstance(exclusions, list) or not all(isinstance(e, str) for e in exclusions):
+        raise Refused("invalid_field", "exclusions must be a list of codes")
+    unknown = sorted(set(exclusions) - set(known_exclusions))
+    if unknown:
+        raise Refused("unknown_exclusion", f"unknown exclusion codes {unknown}; known: "
+                                           f"{sorted(known_exclusions)}")
+    return IncidentRequest(reference, lat, lon, address, called_at, source,
+                           tuple(sorted(set(exclusions))))
+
+
+@dataclass(frozen=True)
+class ResponderAnswer:
+    incident_id: str
+    answer: str
+    ts: datetime | None
+
+
+def parse_answer(body: Any) -> ResponderAnswer:
+    """A responder's `accept` or `decline` (MQTT `response` payload or the HTTP body)."""
+    if not isinstance(body, dict):
+        raise Refused("invalid_body", "the body must be a JSON object")
+    incident_id = body.get("incident_id")
+    if not isinstance(incident_id, str) or not 0 < len(incident_id) <= 40:
+        raise Refused("invalid_field", "incident_id is required")
+    answer = body.get("answer")
+    if answer not in ANSWERS:
+        raise Refused("invalid_field", "answer must be accept or decline")
+    ts = None if body.get("ts") is None else parse_time(body["ts"], "ts")
+    return ResponderAnswer(incident_id, answer, ts)
+
+
+@dataclass(frozen=True)
+class LocationReport:
+    incident_id: str
+    lat: float
+    lon: float
+    ts: datetime
+
+
+def parse_location(body: Any) -> LocationReport:
+    """A responder app's position while on the way (MQTT `location` payload)."""
+    if not isinstance(body, dict):
+        raise Refused("invalid_body", "the body must be a JSON object")
+    incident_id = body.get("incident_id")
+    if not isinstance(incident_id, str) or not 0 < len(incident_id) <= 40:
+        raise Refused("invalid_field", "incident_id is required")
+    lat, lon = _coordinate(body, "lat", 90), _coordinate(body, "lon", 180)
+    if lat is None or lon is None:
+        raise Refused("invalid_field", "lat and lon are required")
+    return LocationReport(incident_id, lat, lon, parse_time(body.get("ts"), "ts"))
+
+
+def decode_json(payload: bytes) -> Any:
+    """A responder app's MQTT payload as JSON, refused when too large or not JSON."""
+    if len(payload) > MAX_PAYLOAD:
+        raise Refused("payload_too_large", f"payload of {len(payload)} bytes; at most 4096")
+    try:
+        return json.loads(payload)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise Refused("invalid_json", f"payload is not UTF-8 JSON: {exc}") from exc
+
+
+def rfc3339(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def alert_payload(incident_id: str, role: str, victim: dict[str, Any],
+                  aed: dict[str, Any] | None, sent_at: datetime, app: bool) -> dict[str, Any]:
+    """The `responders/{id}/alert` payload; the cabinet's access code goes to app users only."""
+    if aed is not None and not app:
+        aed = {**aed, "access_code": None}
+    return {"v": 1, "incident_id": incident_id, "role": role, "victim": victim, "aed": aed,
+            "sent_at": rfc3339(sent_at)}
+
+
+def cancel_payload(incident_id: str, reason: str) -> dict[str, Any]:
+    return {"v": 1, "incident_id": incident_id, "reason": reason}
+
+
+def sms_text(payload: dict[str, Any]) -> str:
+    """The SMS wording of an alert or a cancellation (no access codes: SMS is not private)."""
+    if "reason" in payload:
+        return f"aedfleet: alarm {payload['incident_id']} cancelled ({payload['reason']}). " \
+               "Thank you."
+    victim = payload["victim"]
+    where = victim.get("address") or f"{victim['lat']:.5f},{victim['lon']:.5f}"
+    if payload["role"] == "fetch_aed" and payload["aed"]:
+        aed = payload["aed"]
+        hint = f" ({aed['location_hint']})" if aed.get("location_hint") else ""
+        return (f"aedfleet RESUSCITATION ALARM: fetch the AED at {aed['lat']:.5f},"
+                f"{aed['lon']:.5f}{hint} and bring it to {where}.")
+    return f"aedfleet RESUSCITATION ALARM: go to {where} and start CPR."
