@@ -1,1 +1,38 @@
-"""Flask console and JSON API for AED managers, municipalities and dispatchers."""
+"""The Flask application: the JSON API (and, later, the console)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from flask import Flask, Response
+from prometheus_client import generate_latest
+
+from alarm_core.metrics import AlarmMetrics
+from web.errors import register_error_handlers
+
+
+def create_app(engine: Any, *, alarm_core: Any = None, metrics: AlarmMetrics | None = None,
+               clock: Callable[[], datetime] | None = None) -> Flask:
+    """The application around a database engine and, where it runs, the alarm core."""
+    from web.api.incidents import bp as incidents
+
+    app = Flask(__name__)
+    app.config.update(ENGINE=engine, ALARM_CORE=alarm_core,
+                      ALARM_METRICS=metrics or AlarmMetrics(), CLOCK=clock,
+                      MAX_CONTENT_LENGTH=64 * 1024)
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    register_error_handlers(app)
+    app.register_blueprint(incidents)
+
+    @app.get("/metrics")
+    def metrics_view() -> Response:
+        return Response(generate_latest(app.config["ALARM_METRICS"].registry),
+                        mimetype="text/plain; version=0.0.4")
+
+    @app.get("/healthz")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app

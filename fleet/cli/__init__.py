@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 import click
 
+from alarm_core.errors import AlarmError
 from fleet.errors import FleetError
 
 if TYPE_CHECKING:
@@ -28,15 +29,21 @@ COMMANDS = {
     "agent": "device_agents.cli:agent",
     "bench": "fleet.cli.bench:bench",
     "broker-config": "device_agents.cli:broker_config",
+    "aftercare": "fleet.cli.alarm:aftercare",
+    "alarm": "fleet.cli.alarm:alarm",
     "db": "fleet.cli.db:db",
     "declare": "fleet.cli.aeds:declare",
     "demo": "fleet.cli.demo:demo",
+    "dispatch": "fleet.cli.alarm:dispatch",
     "import": "fleet.cli.registry_import:import_file",
+    "incidents": "fleet.cli.alarm:incidents",
     "ingest": "fleet.cli.ingest:ingest",
     "managers": "fleet.cli.managers:managers",
     "municipalities": "fleet.cli.db:municipalities",
     "notify": "fleet.cli.notify:notify",
+    "responders": "fleet.cli.responders:responders",
     "simulate": "device_agents.cli:simulate",
+    "tokens": "fleet.cli.alarm:tokens",
 }
 
 
@@ -98,7 +105,7 @@ class FleetGroup(click.Group):
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
-        except FleetError as exc:
+        except (FleetError, AlarmError) as exc:
             raise click.ClickException(str(exc)) from exc
 
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0003_alarm
 Revises: 0002_ingest
-Create Date: 2026-11-27 18:19:19.012178
+Create Date: 2026-11-27
 
 """
 from typing import Sequence, Union
@@ -137,6 +137,7 @@ def upgrade() -> None:
     sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=12), nullable=False),
     sa.Column('alerted_at', fleet.db_types.UtcDateTime(timezone=True), nullable=False),
     sa.Column('answered_at', fleet.db_types.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('cancelled_at', fleet.db_types.UtcDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['incident_id'], ['incident.id'], ),
     sa.ForeignKeyConstraint(['responder_id'], ['responder.id'], ),
     sa.PrimaryKeyConstraint('id'),

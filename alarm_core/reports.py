@@ -1,0 +1,57 @@
+"""Incidents as documents for the API and the command line."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import select as sa_select
+from sqlmodel import Session, col
+
+from alarm_core.models import Incident, IncidentAed, IncidentResponder
+from alarm_core.policy import DispatchPolicy
+from alarm_core.wire import rfc3339
+
+
+def _time(value: Any) -> str | None:
+    return None if value is None else rfc3339(value)
+
+
+def incident_document(session: Session, incident: Incident, policy: DispatchPolicy,
+                      with_plan: bool = True) -> dict[str, Any]:
+    """The incident, its exclusions in words, who was alerted and how they answered."""
+    explained = policy.exclusions()
+    alerts = session.execute(sa_select(IncidentResponder).where(
+        col(IncidentResponder.incident_id) == incident.id)
+        .order_by(col(IncidentResponder.eta_s))).scalars().all()
+    links = session.execute(sa_select(IncidentAed).where(
+        col(IncidentAed.incident_id) == incident.id).order_by(col(IncidentAed.id))).scalars().all()
+    statuses = [a.status for a in alerts]
+    document: dict[str, Any] = {
+        "id": incident.id, "reference": incident.reference, "state": incident.state,
+        "outcome": incident.outcome, "source": incident.source,
+        "exclusions": [{"code": code, "reason": explained.get(code, code)}
+                       for code in incident.exclusions.split()],
+        "citizen_alarm": incident.outcome == "dispatched",
+        "victim": {"lat": incident.lat, "lon": incident.lon, "address": incident.address},
+        "called_at": _time(incident.called_at), "received_at": _time(incident.received_at),
+        "enough_at": _time(incident.enough_at), "closed_at": _time(incident.closed_at),
+        "close_reason": incident.close_reason,
+        "expected_first_cpr_s": incident.expected_first_cpr_s,
+        "expected_first_aed_s": incident.expected_first_aed_s,
+        "counts": {"alerted": len(alerts),
+                   **{s: statuses.count(s)
+                      for s in ("accepted", "declined", "cancelled", "alerted")}},
+        "responders": [{"id": a.responder_id, "role": a.role, "aed_id": a.aed_id,
+                        "designated_fetcher": a.designated, "status": a.status,
+                        "distance_m": round(a.distance_m, 1), "eta_s": round(a.eta_s, 1),
+                        "answered_at": _time(a.answered_at)} for a in alerts],
+        "aeds": [{"id": li.aed_id, "distance_m": round(li.distance_m, 1),
+                  "unverified": li.unverified, "fetcher_id": li.fetcher_id,
+                  "fetcher_accepted": li.fetcher_accepted,
+                  "picked_up_at": _time(li.picked_up_at),
+                  "returned_at": _time(li.released_at)} for li in links],
+    }
+    if with_plan:
+        document["plan"] = json.loads(incident.plan)
+    return document

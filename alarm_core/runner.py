@@ -1,0 +1,269 @@
+"""`aedfleet alarm`: the alarm core as a running service.
+
+One process: the HTTP API for the 112 centre and responder apps (waitress, in threads), and on an
+asyncio loop the MQTT side: the outbox relay that publishes committed alerts and cancellations
+(QoS 1, marked sent only after the broker's PUBACK), the consumer of responders' answers and
+positions, a tick for timeouts and retention, and the refresh of the in-memory pools.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiomqtt
+from sqlalchemy import select as sa_select
+from sqlalchemy import update
+from sqlmodel import Session, col
+
+from alarm_core.errors import Refused
+from alarm_core.metrics import AlarmMetrics
+from alarm_core.models import OutboxMessage, Responder
+from alarm_core.service import AlarmCore
+from alarm_core.sms import HttpSmsGateway, SmsError, SmsGateway
+from alarm_core.wire import (
+    RESPONDER_TOPIC,
+    decode_json,
+    parse_answer,
+    parse_location,
+    sms_text,
+)
+from device_agents.config import parse_mqtt_url, tls_context
+from fleet.db import session_scope
+from fleet.models import DeadLetter
+from fleet.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+BATCH = 500
+IN_FLIGHT = 1_000
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def default_client_id() -> str:
+    host = "".join(c if c.isalnum() or c in "-_." else "-" for c in socket.gethostname())
+    return f"aedfleet-alarm-{host}"[:64]
+
+
+@dataclass
+class Delivery:
+    id: int
+    channel: str
+    topic: str
+    payload: str
+    phone: str | None
+
+
+class AlarmRunner:
+    """The MQTT side of the alarm core, around one `AlarmCore`."""
+
+    def __init__(self, core: AlarmCore, settings: Settings, metrics: AlarmMetrics,
+                 sms: SmsGateway | None = None, clock: Callable[[], datetime] = utcnow) -> None:
+        if not settings.mqtt_url:
+            raise ValueError("no broker configured: set mqtt_url (AEDFLEET_MQTT_URL)")
+        self.core = core
+        self.settings = settings
+        self.metrics = metrics
+        self.clock = clock
+        self.sms = sms or (HttpSmsGateway(settings.alarm.sms_gateway_url)
+                           if settings.alarm.sms_gateway_url else None)
+        self.endpoint = parse_mqtt_url(settings.mqtt_url)
+        self.client_id = settings.alarm.client_id or default_client_id()
+        self.connected = threading.Event()
+        self._wake: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def wake(self) -> None:
+        """Thread-safe: there are new outbox messages."""
+        if self._loop is not None and self._wake is not None:
+            self._loop.call_soon_threadsafe(self._wake.set)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until `stop` is set, reconnecting to the broker when it goes away."""
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        self.core.outbox_written = self.wake
+        timers = [asyncio.create_task(self._every(self.settings.alarm.tick_interval_s,
+                                                  self.core.tick, stop)),
+                  asyncio.create_task(self._every(self.settings.alarm.refresh_interval_s,
+                                                  self.core.refresh, stop))]
+        try:
+            while not stop.is_set():
+                try:
+                    await self._session(stop)
+                except aiomqtt.MqttError as exc:
+                    self.connected.clear()
+                    logger.warning("broker connection lost (%s); reconnecting in 1 s", exc)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), 1.0)
+        finally:
+            for task in timers:
+                task.cancel()
+            await asyncio.gather(*timers, return_exceptions=True)
+
+    async def _every(self, seconds: float, job: Callable[[datetime], Any],
+                     stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), seconds)
+            if stop.is_set():
+                return
+            try:
+                await asyncio.to_thread(job, self.clock())
+            except Exception:  # a failed round is logged and the next one tries again
+                logger.exception("alarm core job %s failed", getattr(job, "__name__", job))
+
+    async def _session(self, stop: asyncio.Event) -> None:
+        endpoint = self.endpoint
+        root = self.settings.alarm.topic_root
+        async with aiomqtt.Client(
+            endpoint.host, endpoint.port, username=endpoint.username,
+            password=endpoint.password, identifier=self.client_id, clean_session=False,
+            tls_context=tls_context(endpoint, None), keepalive=30, timeout=10,
+            max_inflight_messages=IN_FLIGHT,
+        ) as client:
+            client.pending_calls_threshold = IN_FLIGHT * 2
+            await client.subscribe(f"{root}/+/response", qos=1)
+            await client.subscribe(f"{root}/+/location", qos=0)
+            self.connected.set()
+            logger.info("alarm core connected to %s:%d as %s", endpoint.host, endpoint.port,
+                        self.client_id)
+            tasks = [asyncio.create_task(self._relay(client, stop)),
+                     asyncio.create_task(self._consume(client))]
+            stopper = asyncio.create_task(stop.wait())
+            done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
+            for task in [*tasks, stopper]:
+                task.cancel()
+            await asyncio.gather(*tasks, stopper, return_exceptions=True)
+            for task in done:
+                if task is not stopper and task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
+
+    # -- outbox -------------------------------------------------------------------------------
+
+    async def _relay(self, client: aiomqtt.Client, stop: asyncio.Event) -> None:
+        assert self._wake is not None
+        while not stop.is_set():
+            self._wake.clear()
+            batch = await asyncio.to_thread(self._pending)
+            if batch:
+                await self._deliver(client, batch)
+                if len(batch) == BATCH:
+                    continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), 1.0)
+
+    def _pending(self) -> list[Delivery]:
+        with Session(self.core.engine) as session:
+            # A message older than an incident can last is not worth sending any more: an alert
+            # that arrives an hour late would send someone to a call long over.
+            oldest = self.clock() - timedelta(
+                minutes=self.settings.dispatch.incident_timeout_minutes)
+            rows = session.execute(
+                sa_select(OutboxMessage).where(col(OutboxMessage.sent_at).is_(None),
+                                               col(OutboxMessage.created_at) >= oldest)
+                .order_by(col(OutboxMessage.id)).limit(BATCH)).scalars().all()
+            phones: dict[str, str | None] = {}
+            sms_ids = {m.topic.split("/")[1] for m in rows if m.channel == "sms"}
+            if sms_ids:
+                phones = dict(session.execute(sa_select(col(Responder.id), col(Responder.phone))
+                                              .where(col(Responder.id).in_(sms_ids))).all())
+            self.metrics.outbox_pending.set(len(rows))
+            return [Delivery(m.id or 0, m.channel, m.topic, m.payload,
+                             phones.get(m.topic.split("/")[1])) for m in rows]
+
+    async def _deliver(self, client: aiomqtt.Client, batch: list[Delivery]) -> None:
+        mqtt = [d for d in batch if d.channel == "mqtt"]
+        results = await asyncio.gather(
+            *(client.publish(d.topic, d.payload.encode(), qos=1, timeout=10) for d in mqtt),
+            return_exceptions=True)
+        sent = [d.id for d, r in zip(mqtt, results, strict=True) if r is None]
+        failed = [(d.id, str(r)) for d, r in zip(mqtt, results, strict=True) if r is not None]
+        self.metrics.published.labels("mqtt").inc(len(sent))
+        self.metrics.send_failures.labels("mqtt").inc(len(failed))
+        for delivery in (d for d in batch if d.channel == "sms"):
+            try:
+                await asyncio.to_thread(self._send_sms, delivery)
+                sent.append(delivery.id)
+                self.metrics.published.labels("sms").inc()
+            except SmsError as exc:
+                failed.append((delivery.id, str(exc)))
+                self.metrics.send_failures.labels("sms").inc()
+        await asyncio.to_thread(self._mark, sent, failed)
+        if failed:
+            logger.warning("%d outbox messages not delivered, retried: %s", len(failed),
+                           failed[0][1])
+            await asyncio.sleep(1.0)
+            if any(isinstance(r, aiomqtt.MqttError) for r in results):
+                raise aiomqtt.MqttError("publishing failed")
+
+    def _send_sms(self, delivery: Delivery) -> None:
+        if self.sms is None or not delivery.phone:
+            raise SmsError("no SMS gateway configured" if self.sms is None
+                           else "responder has no phone number")
+        self.sms.send(delivery.phone, sms_text(json.loads(delivery.payload)))
+
+    def _mark(self, sent: list[int], failed: list[tuple[int, str]]) -> None:
+        now = self.clock()
+        with session_scope(self.core.engine) as session:
+            if sent:
+                session.execute(update(OutboxMessage).where(col(OutboxMessage.id).in_(sent))
+                                .values(sent_at=now))
+            for message_id, error in failed:
+                session.execute(update(OutboxMessage).where(col(OutboxMessage.id) == message_id)
+                                .values(attempts=OutboxMessage.attempts + 1,
+                                        last_error=error[:300]))
+
+    # -- answers and positions ----------------------------------------------------------------
+
+    async def _consume(self, client: aiomqtt.Client) -> None:
+        async for message in client.messages:
+            payload = message.payload if isinstance(message.payload, bytes) \
+                else str(message.payload).encode()
+            await asyncio.to_thread(self.handle, str(message.topic), payload)
+
+    def handle(self, topic: str, payload: bytes) -> None:
+        """Apply one responder message; a bad one is refused, counted and kept, never fatal."""
+        now = self.clock()
+        try:
+            root, _, rest = topic.partition("/")
+            match = RESPONDER_TOPIC.match(f"responders/{rest}")
+            if root != self.settings.alarm.topic_root or match is None:
+                raise Refused("invalid_topic", f"unexpected topic {topic}")
+            responder_id, kind = match.groups()
+            body = decode_json(payload)
+            if kind == "response":
+                answer = parse_answer(body)
+                self.core.answer(answer.incident_id, responder_id, answer.answer, now)
+                self.metrics.answers.labels(answer.answer).inc()
+            else:
+                report = parse_location(body)
+                self.core.record_location(report.incident_id, responder_id, report.lat,
+                                          report.lon, report.ts, now)
+        except Refused as exc:
+            self.metrics.rejected.labels(exc.code).inc()
+            logger.info("refused %s: %s", topic, exc.message)
+            self._dead_letter(topic, exc.code, exc.message, payload, now)
+        except Exception:  # one bad message never stops the consumer
+            logger.exception("responder message on %s failed", topic)
+            self.metrics.rejected.labels("apply_failed").inc()
+            self._dead_letter(topic, "apply_failed", "could not be applied", payload, now)
+
+    def _dead_letter(self, topic: str, reason: str, detail: str, payload: bytes,
+                     now: datetime) -> None:
+        with contextlib.suppress(Exception), session_scope(self.core.engine) as session:
+            session.add(DeadLetter(received_at=now, topic=topic[:300], device_id=None,
+                                   reason=reason[:32], detail=detail[:500],
+                                   payload=payload[:4096], payload_size=len(payload)))
+

@@ -1,0 +1,150 @@
+"""Incident intake for the 112 centre, responders' answers, and questionnaires."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Blueprint, Response, current_app, g, jsonify, request
+from sqlalchemy import select as sa_select
+from sqlmodel import Session, col
+
+from alarm_core.errors import NotFound, Refused
+from alarm_core.metrics import AlarmMetrics
+from alarm_core.models import Incident
+from alarm_core.reports import incident_document
+from alarm_core.service import AlarmCore
+from alarm_core.wire import parse_answer, parse_incident
+from web.auth import token_required
+
+bp = Blueprint("incidents", __name__, url_prefix="/api/v1")
+
+
+def _core() -> AlarmCore:
+    core = current_app.config.get("ALARM_CORE")
+    if core is None:
+        raise Refused("alarm_core_unavailable", "this server does not run the alarm core",
+                      status=503)
+    return core  # type: ignore[no-any-return]
+
+
+def _metrics() -> AlarmMetrics:
+    return current_app.config["ALARM_METRICS"]  # type: ignore[no-any-return]
+
+
+def _body() -> Any:
+    body = request.get_json(silent=True)
+    if body is None:
+        raise Refused("invalid_body", "send a JSON object (Content-Type: application/json)",
+                      status=400)
+    return body
+
+
+def _now() -> datetime:
+    clock = current_app.config.get("CLOCK")
+    return clock() if clock is not None else datetime.now(UTC)
+
+
+@bp.post("/incidents")
+@token_required
+def create_incident() -> tuple[Response, int]:
+    """A cardiac-arrest call: 201 with the incident when new, 200 when the reference is known."""
+    core = _core()
+    started = time.perf_counter()
+    try:
+        parsed = parse_incident(_body(), core.policy.exclusions())
+        result = core.intake(g.caller, parsed, _now())
+    except Refused as exc:
+        _metrics().rejected.labels(exc.code).inc()
+        raise
+    _metrics().intake_seconds.observe(time.perf_counter() - started)
+    if result.created:
+        _metrics().incidents.labels(result.incident.outcome).inc()
+    with Session(core.engine) as session:
+        incident = session.get(Incident, result.incident.id)
+        assert incident is not None
+        document = incident_document(session, incident, core.policy)
+    return jsonify(document), 201 if result.created else 200
+
+
+@bp.get("/incidents")
+@token_required
+def list_incidents() -> Response:
+    core = _core()
+    state = request.args.get("state")
+    with Session(core.engine) as session:
+        query = sa_select(Incident).where(col(Incident.caller) == g.caller)
+        if state:
+            query = query.where(col(Incident.state) == state)
+        rows = session.execute(query.order_by(col(Incident.received_at).desc()).limit(200))
+        return jsonify([incident_document(session, i, core.policy, with_plan=False)
+                        for i in rows.scalars()])
+
+
+def _own_incident(session: Session, incident_id: str) -> Incident:
+    incident = session.get(Incident, incident_id)
+    if incident is None or incident.caller != g.caller:
+        raise NotFound("unknown_incident", f"no incident {incident_id}")
+    return incident
+
+
+@bp.get("/incidents/<incident_id>")
+@token_required
+def show_incident(incident_id: str) -> Response:
+    core = _core()
+    with Session(core.engine) as session:
+        return jsonify(incident_document(session, _own_incident(session, incident_id),
+                                         core.policy))
+
+
+@bp.post("/incidents/<incident_id>/close")
+@token_required
+def close_incident(incident_id: str) -> Response:
+    """The dispatch centre's word that the citizen alarm is over."""
+    core = _core()
+    body = request.get_json(silent=True) or {}
+    reason = body.get("reason", "closed_by_dispatch") if isinstance(body, dict) else None
+    if not isinstance(reason, str) or not 0 < len(reason) <= 40:
+        raise Refused("invalid_field", "reason must be a string of at most 40 characters")
+    with Session(core.engine) as session:
+        _own_incident(session, incident_id)
+    core.close(incident_id, reason, _now())
+    with Session(core.engine) as session:
+        return jsonify(incident_document(session, _own_incident(session, incident_id),
+                                         core.policy))
+
+
+@bp.post("/incidents/<incident_id>/responses")
+@token_required
+def respond(incident_id: str) -> Response:
+    """A responder's accept or decline, relayed by a responder-app backend."""
+    core = _core()
+    body = _body()
+    if not isinstance(body, dict):
+        raise Refused("invalid_body", "the body must be a JSON object", status=400)
+    responder_id = body.get("responder_id")
+    if not isinstance(responder_id, str) or not 0 < len(responder_id) <= 64:
+        raise Refused("invalid_field", "responder_id is required")
+    answer = parse_answer({**body, "incident_id": incident_id})
+    result = core.answer(incident_id, responder_id, answer.answer, _now())
+    _metrics().answers.labels(answer.answer).inc()
+    return jsonify({"incident_id": incident_id, "responder_id": responder_id,
+                    "status": result.status, "role": result.role, "aed_id": result.aed_id,
+                    "cancelled": len(result.cancelled)})
+
+
+@bp.post("/questionnaires/<token>")
+def answer_questionnaire(token: str) -> tuple[Response, int]:
+    """A responder's answers after a call; the link's token is the authorisation."""
+    body = _body()
+    if not isinstance(body, dict):
+        raise Refused("invalid_body", "the body must be a JSON object", status=400)
+    answers = body.get("answers", {})
+    aftercare = body.get("aftercare", False)
+    if not isinstance(answers, dict) or len(str(answers)) > 8_000:
+        raise Refused("invalid_field", "answers must be an object of at most 8,000 characters")
+    if not isinstance(aftercare, bool):
+        raise Refused("invalid_field", "aftercare must be true or false")
+    questionnaire = _core().answer_questionnaire(token, answers, aftercare, _now())
+    return jsonify({"incident_id": questionnaire.incident_id, "aftercare": aftercare}), 201
