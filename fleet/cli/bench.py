@@ -94,3 +94,48 @@ def ingest_bench(cabinets: int, messages: int, database_url: str | None, quick: 
                f"{figures['burst_25k_s']} s; publish to ack p50 {figures['p50_ms']} ms, "
                f"p99 {figures['p99_ms']} ms")
     click.echo(json.dumps(figures))
+
+
+@bench.command("dispatch")
+@click.option("--responders", default=250_000, show_default=True)
+@click.option("--aeds", default=25_000, show_default=True)
+@click.option("--incidents", default=10_000, show_default=True,
+              help="Selections timed in-process.")
+@click.option("--naive-sample", default=50, show_default=True,
+              help="Incidents also selected by the naive geopy scan.")
+@click.option("--postgis", "postgis_url", default=None, envvar="AEDFLEET_BENCH_POSTGIS_URL",
+              help="PostgreSQL URL with PostGIS for the KNN baseline (a bench_dispatch "
+                   "schema is made and dropped); unset: that baseline is skipped.")
+@click.option("--postgis-sample", default=1_000, show_default=True)
+@click.option("--alerts", "alert_incidents", default=200, show_default=True,
+              help="Incidents posted over HTTP and timed until all alerts are on the broker.")
+@click.option("--quick", is_flag=True,
+              help="25,000 responders, 2,500 AEDs, 500 incidents: a smoke test.")
+def dispatch_bench(responders: int, aeds: int, incidents: int, naive_sample: int,
+                   postgis_url: str | None, postgis_sample: int, alert_incidents: int,
+                   quick: bool) -> None:
+    """Alarm core: selection p99 against geopy and PostGIS baselines; intake to alerts."""
+    from alarm_core.bench import bench_dispatch
+
+    if quick:
+        responders, aeds, incidents = 25_000, 2_500, 500
+        naive_sample, postgis_sample, alert_incidents = 3, 50, 20
+    figures = bench_dispatch(responders, aeds, incidents, naive_sample, postgis_url,
+                             postgis_sample, alert_incidents,
+                             progress=lambda m: click.echo(m, err=True))
+    click.echo(f"selection of {figures['incidents']} incidents among {figures['responders']} "
+               f"responders and {figures['aeds']} AEDs: p50 {figures['select_p50_ms']} ms, "
+               f"p99 {figures['select_p99_ms']} ms; naive geopy scan "
+               f"{figures['naive_ratio']}x slower; PostGIS KNN "
+               f"{figures['postgis_ratio'] or '-'}x slower; all agree: {figures['agree']}")
+    click.echo(f"updates: location {figures['location_update_us']} µs, readiness "
+               f"{figures['readiness_update_us']} µs; full rebuild "
+               f"{figures['full_rebuild_ms']} ms")
+    if alert_incidents:
+        click.echo(f"POST /api/v1/incidents -> all alerts on the broker: p50 "
+                   f"{figures['alerts_p50_ms']} ms, p99 {figures['alerts_p99_ms']} ms "
+                   f"({figures['alerts_incidents']} incidents, "
+                   f"{figures['alerts_per_incident_mean']} alerts each, "
+                   f"{figures['alerts_missing']} missing)")
+    keys = ("select_p99_ms", "alerts_p99_ms", "naive_ratio", "postgis_ratio", "agree")
+    click.echo(json.dumps({**{k: figures.get(k) for k in keys}, **figures}))

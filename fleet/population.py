@@ -1,0 +1,74 @@
+"""Where people live in the Netherlands: PC4 areas with population and expected cardiac arrests.
+
+Used to place simulated responders, AEDs and incidents realistically (benchmarks, the demo)
+and, for coverage, to weigh areas by inhabitants. Data: CBS open data (see data/ATTRIBUTION.md).
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+
+import numpy as np
+import shapely
+from numpy.typing import NDArray
+from shapely.geometry import shape
+
+
+@dataclass(frozen=True)
+class Pc4Areas:
+    postcodes: NDArray[np.int32]
+    municipalities: list[str]
+    population: NDArray[np.float64]
+    expected_ohca: NDArray[np.float64]
+    """Expected out-of-hospital cardiac arrests per year (age-weighted)."""
+    polygons: list[shapely.Geometry]
+
+    def __len__(self) -> int:
+        return len(self.postcodes)
+
+
+@lru_cache(maxsize=1)
+def load_pc4() -> Pc4Areas:
+    """The 4,067 PC4 areas shipped with aedfleet."""
+    data = resources.files("fleet.data")
+    with data.joinpath("nl_pc4.geojson.gz").open("rb") as raw, gzip.open(raw, "rt") as text:
+        features = json.load(text)["features"]
+    with data.joinpath("nl_pc4_ohca_expected.csv").open("r", encoding="utf-8") as handle:
+        ohca = {int(row["postcode"]): float(row["expected_ohca_per_year_age_weighted"] or 0)
+                for row in csv.DictReader(handle)}
+    postcodes = np.array([f["properties"]["postcode"] for f in features], dtype=np.int32)
+    return Pc4Areas(
+        postcodes=postcodes,
+        municipalities=[f["properties"]["gemeente"] for f in features],
+        population=np.array([f["properties"]["inwoners"] or 0 for f in features], dtype=float),
+        expected_ohca=np.array([ohca.get(int(p), 0.0) for p in postcodes]),
+        polygons=[shape(f["geometry"]) for f in features])
+
+
+def sample_points(areas: Pc4Areas, weights: NDArray[np.float64], count: int,
+                  rng: np.random.Generator) -> NDArray[np.float64]:
+    """`count` points (lat, lon): an area drawn in proportion to `weights`, then a uniform
+    point inside its polygon (rejection sampling within the polygon's bounds)."""
+    chosen = rng.choice(len(areas), size=count, p=weights / weights.sum())
+    out = np.zeros((count, 2))
+    for area in np.unique(chosen):
+        where = np.flatnonzero(chosen == area)
+        polygon = areas.polygons[int(area)]
+        west, south, east, north = polygon.bounds
+        found: list[NDArray[np.float64]] = []
+        needed = len(where)
+        while needed > 0:
+            batch = max(16, needed * 3)
+            lon = rng.uniform(west, east, batch)
+            lat = rng.uniform(south, north, batch)
+            inside = shapely.contains_xy(polygon, lon, lat)
+            hits = np.column_stack([lat[inside], lon[inside]])[:needed]
+            found.append(hits)
+            needed -= len(hits)
+        out[where] = np.concatenate(found)
+    return out
