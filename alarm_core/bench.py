@@ -452,7 +452,7 @@ def bench_alerts(world: World, policy: DispatchPolicy, incidents: int,
                                  dispatch=policy)
         core = AlarmCore(engine, settings)
         started = time.perf_counter()
-        core.load(now)
+        core.load(datetime.now(UTC))
         load_s = time.perf_counter() - started
         metrics = AlarmMetrics()
         runner = AlarmRunner(core, settings, metrics)

@@ -14,7 +14,7 @@ from sqlmodel import Session, col
 
 from alarm_core.models import Responder
 from alarm_core.policy import DispatchPolicy
-from alarm_core.pools import AedEntry, AedPool, ResponderEntry, ResponderPool
+from alarm_core.pools import AedEntry, ResponderEntry
 from alarm_core.responders import ResponderFacts, Whereabouts, position_at
 from fleet.access import accessible_at
 from fleet.models import Aed, AedReadiness, ReadinessDeclaration, TelemetryState
@@ -71,30 +71,21 @@ def responder_facts(row: Any) -> ResponderFacts:
                           busy=row.busy_incident is not None)
 
 
-def load_responders(session: Session, pool: ResponderPool, settings: Settings,
-                    now: datetime) -> int:
-    work = at_work(settings, now)
-    rows = session.execute(sa_select(*RESPONDER_COLUMNS)).all()
-    pool.load([responder_entry(row, now, work, settings.dispatch) for row in rows])
-    return len(rows)
-
-
-def refresh_responders(session: Session, pool: ResponderPool, settings: Settings,
-                       now: datetime, since: datetime, reposition: bool) -> int:
-    """Responders changed since `since`; with `reposition`, everyone whose place may have moved."""
+def responder_entries(session: Session, settings: Settings, now: datetime,
+                      since: datetime | None = None, reposition: bool = False,
+                      ) -> list[ResponderEntry]:
+    """Responders as pool entries: all (`since` None), or those changed since `since`, and
+    with `reposition` everyone whose likely place may have moved (work hours, app location)."""
     query = sa_select(*RESPONDER_COLUMNS)
-    if not reposition:
+    if since is not None and not reposition:
         query = query.where(col(Responder.updated_at) >= since)
-    else:
+    elif since is not None:
         query = query.where(or_(col(Responder.updated_at) >= since,
                                 col(Responder.work_lat).is_not(None),
                                 col(Responder.last_location_at).is_not(None)))
     work = at_work(settings, now)
-    count = 0
-    for row in session.execute(query):
-        pool.upsert(responder_entry(row, now, work, settings.dispatch))
-        count += 1
-    return count
+    return [responder_entry(row, now, work, settings.dispatch)
+            for row in session.execute(query)]
 
 
 def aed_entry(aed: Aed, readiness: str) -> AedEntry:
@@ -104,11 +95,12 @@ def aed_entry(aed: Aed, readiness: str) -> AedEntry:
                     location_hint=aed.location_hint, address=aed.address)
 
 
-def load_aeds(session: Session, pool: AedPool, settings: Settings, now: datetime) -> int:
-    """Every AED with its readiness evaluated now (not read from the last recorded state)."""
-    statuses = aed_statuses(session, settings, now)
-    pool.load([aed_entry(s.aed, s.readiness.state.value) for s in statuses])
-    return len(statuses)
+def aed_entries(session: Session, settings: Settings, now: datetime,
+                aed_ids: list[str] | None = None) -> list[AedEntry]:
+    """AEDs (all, or these) with their readiness evaluated now, not read from the last
+    recorded state: a pool never trusts a state older than its own evaluation."""
+    return [aed_entry(s.aed, s.readiness.state.value)
+            for s in aed_statuses(session, settings, now, aed_ids=aed_ids)]
 
 
 def changed_aed_ids(session: Session, since: datetime) -> list[str]:
@@ -128,18 +120,6 @@ def changed_aed_ids(session: Session, since: datetime) -> list[str]:
                                .where(col(AedReadiness.since) >= since)).scalars())
     ids.discard(None)  # type: ignore[arg-type]
     return sorted(ids)
-
-
-def refresh_aeds(session: Session, pool: AedPool, settings: Settings, now: datetime,
-                 aed_ids: list[str]) -> int:
-    if not aed_ids:
-        return 0
-    statuses = aed_statuses(session, settings, now, aed_ids=aed_ids)
-    for status in statuses:
-        pool.upsert(aed_entry(status.aed, status.readiness.state.value))
-    for gone in set(aed_ids) - {s.aed.id for s in statuses}:
-        pool.remove(gone)
-    return len(statuses)
 
 
 def local(settings: Settings, now: datetime) -> datetime:

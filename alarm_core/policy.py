@@ -59,6 +59,19 @@ class DispatchPolicy:
     extra_exclusions: dict[str, str] = field(default_factory=dict)
     """More exclusion codes the dispatch centre may send, with their explanation."""
 
+    def __post_init__(self) -> None:
+        if self.radius_step_m <= 0:
+            raise ValueError("radius_step_m must be more than 0")
+        if not 0 < self.search_radius_m <= self.max_search_radius_m:
+            raise ValueError("search_radius_m must be more than 0 and at most "
+                             "max_search_radius_m")
+        if self.min_responders < 0 or self.max_alerted < 0:
+            raise ValueError("min_responders and max_alerted must be at least 0")
+        if not 0 <= self.cpr_share <= 1:
+            raise ValueError("cpr_share must be between 0 and 1")
+        if self.speed_mps <= 0 or self.max_aeds < 0:
+            raise ValueError("speed_mps must be more than 0 and max_aeds at least 0")
+
     def exclusions(self) -> dict[str, str]:
         return {**BUILT_IN_EXCLUSIONS, **self.extra_exclusions}
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, time
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -138,6 +139,17 @@ def _day(value: date) -> int:
     return value.toordinal()
 
 
+@lru_cache(maxsize=65_536)
+def _adult_day(date_of_birth: date, years: int) -> int:
+    return adult_from(date_of_birth, DispatchPolicy(min_age_years=years)).toordinal()
+
+
+@lru_cache(maxsize=65_536)
+def _certificate_day(certificate_date: date, months: int) -> int:
+    return certificate_valid_until(certificate_date,
+                                   DispatchPolicy(certificate_valid_months=months)).toordinal()
+
+
 def _minute(value: time | None) -> int:
     return NO_MINUTE if value is None else value.hour * 60 + value.minute
 
@@ -182,9 +194,9 @@ class ResponderPool:
 
     def _values(self, entry: ResponderEntry) -> dict[str, Any]:
         return {
-            "adult_day": _day(adult_from(entry.date_of_birth, self.policy)),
-            "cert_until_day": (NO_DAY if entry.certificate_date is None else
-                               _day(certificate_valid_until(entry.certificate_date, self.policy))),
+            "adult_day": _adult_day(entry.date_of_birth, self.policy.min_age_years),
+            "cert_until_day": (NO_DAY if entry.certificate_date is None else _certificate_day(
+                entry.certificate_date, self.policy.certificate_valid_months)),
             "available": entry.available, "active": entry.active, "busy": entry.busy,
             "quiet_from": _minute(entry.quiet_from), "quiet_until": _minute(entry.quiet_until),
             "medical": entry.medical, "app": entry.app,

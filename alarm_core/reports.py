@@ -39,9 +39,8 @@ def incident_document(session: Session, incident: Incident, policy: DispatchPoli
         "close_reason": incident.close_reason,
         "expected_first_cpr_s": incident.expected_first_cpr_s,
         "expected_first_aed_s": incident.expected_first_aed_s,
-        "counts": {"alerted": len(alerts),
-                   **{s: statuses.count(s)
-                      for s in ("accepted", "declined", "cancelled", "alerted")}},
+        "counts": {"alerted": len(alerts), "waiting": statuses.count("alerted"),
+                   **{s: statuses.count(s) for s in ("accepted", "declined", "cancelled")}},
         "responders": [{"id": a.responder_id, "role": a.role, "aed_id": a.aed_id,
                         "designated_fetcher": a.designated, "status": a.status,
                         "distance_m": round(a.distance_m, 1), "eta_s": round(a.eta_s, 1),

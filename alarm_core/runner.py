@@ -238,7 +238,7 @@ class AlarmRunner:
         now = self.clock()
         try:
             root, _, rest = topic.partition("/")
-            match = RESPONDER_TOPIC.match(f"responders/{rest}")
+            match = RESPONDER_TOPIC.fullmatch(f"responders/{rest}")
             if root != self.settings.alarm.topic_root or match is None:
                 raise Refused("invalid_topic", f"unexpected topic {topic}")
             responder_id, kind = match.groups()

@@ -34,7 +34,7 @@ from alarm_core.models import (
     Responder,
     ResponderLocation,
 )
-from alarm_core.pools import AedPool, ResponderPool
+from alarm_core.pools import AedPool, ResponderEntry, ResponderPool
 from alarm_core.responders import not_alertable_reason
 from alarm_core.selection import Plan, Role, select_plan
 from alarm_core.wire import (
@@ -56,6 +56,8 @@ logger = logging.getLogger(__name__)
 OPEN_STATES = ("dispatched", "no_responders")
 PICK_UP_EVENTS = ("door_opened", "aed_removed")
 MAX_REPLANS = 5
+FULL_REFRESH_ABOVE = 2_000
+"""More changes than this at once: the pool is rebuilt rather than updated entry by entry."""
 
 
 @dataclass
@@ -82,8 +84,7 @@ class AlarmCore:
         self.engine = engine
         self.settings = settings
         self.policy = settings.dispatch
-        self.responders = ResponderPool(self.policy,
-                                        include_sms=bool(settings.alarm.sms_gateway_url))
+        self.responders = self._new_responder_pool([])
         self.aeds = AedPool()
         self._lock = threading.RLock()
         self._locator: MunicipalityLocator | None = None
@@ -96,30 +97,64 @@ class AlarmCore:
 
     def load(self, now: datetime) -> tuple[int, int]:
         """Build both pools from the database; returns (responders, AEDs)."""
-        with Session(self.engine) as session, self._lock:
-            responders = loading.load_responders(session, self.responders, self.settings, now)
-            aeds = loading.load_aeds(session, self.aeds, self.settings, now)
-            self._locator = municipality_locator(session)
+        with Session(self.engine) as session:
+            responders = self._new_responder_pool(loading.responder_entries(
+                session, self.settings, now))
+            aeds = AedPool()
+            aeds.load(loading.aed_entries(session, self.settings, now))
+            locator = municipality_locator(session)
+        with self._lock:
+            self.responders, self.aeds, self._locator = responders, aeds, locator
         self._refreshed_at = self._full_at = now
-        logger.info("alarm core loaded %d responders and %d AEDs", responders, aeds)
-        return responders, aeds
+        logger.info("alarm core loaded %d responders and %d AEDs", len(responders), len(aeds))
+        return len(responders), len(aeds)
+
+    def _new_responder_pool(self, entries: list[ResponderEntry]) -> ResponderPool:
+        pool = ResponderPool(self.policy, include_sms=bool(self.settings.alarm.sms_gateway_url))
+        pool.load(entries)
+        return pool
 
     def refresh(self, now: datetime) -> None:
         """Take in what changed since the last refresh; every few minutes re-evaluate all AEDs
-        (expiries and declarations run out with time) and re-place responders."""
+        (expiries and declarations run out with time) and re-place responders.
+
+        Reading and building happen outside the lock; only applying the result holds it, so
+        an incident never waits for a refresh. Whatever changes meanwhile is caught by the
+        checks of the intake transaction and by the next refresh.
+        """
         since = (self._refreshed_at or now) - timedelta(seconds=5)  # clock skew between writers
         full = self._full_at is None or (now - self._full_at) >= timedelta(
             minutes=self.settings.alarm.full_refresh_minutes)
         with Session(self.engine) as session:
             changed = loading.changed_aed_ids(session, since)
-            with self._lock:
-                if full:
-                    loading.load_aeds(session, self.aeds, self.settings, now)
-                    self._full_at = now
-                else:
-                    loading.refresh_aeds(session, self.aeds, self.settings, now, changed)
-                loading.refresh_responders(session, self.responders, self.settings, now, since,
-                                           reposition=full)
+            all_aeds = full or len(changed) > FULL_REFRESH_ABOVE
+            aed_list = loading.aed_entries(session, self.settings, now,
+                                           None if all_aeds else changed)
+            responder_list = loading.responder_entries(session, self.settings, now, since,
+                                                       reposition=full)
+            all_responders = len(responder_list) > max(FULL_REFRESH_ABOVE,
+                                                       len(self.responders) // 10)
+            if all_responders:
+                responder_list = loading.responder_entries(session, self.settings, now)
+        fresh_aeds = AedPool() if all_aeds else None
+        if fresh_aeds is not None:
+            fresh_aeds.load(aed_list)
+        fresh_responders = self._new_responder_pool(responder_list) if all_responders else None
+        with self._lock:
+            if fresh_aeds is not None:
+                self.aeds = fresh_aeds
+            else:
+                for entry in aed_list:
+                    self.aeds.upsert(entry)
+                for gone in set(changed) - {e.id for e in aed_list}:
+                    self.aeds.remove(gone)
+            if fresh_responders is not None:
+                self.responders = fresh_responders
+            else:
+                for responder in responder_list:
+                    self.responders.upsert(responder)
+        if full:
+            self._full_at = now
         self._refreshed_at = now
 
     # -- intake -------------------------------------------------------------------------------
@@ -213,14 +248,14 @@ class AlarmCore:
         for chosen in plan.aeds:
             claimed = session.execute(
                 update(Aed).where(col(Aed.id) == chosen.id, col(Aed.in_use_incident).is_(None))
-                .values(in_use_incident=incident_id))
+                .values(in_use_incident=incident_id, updated_at=now))
             if claimed.rowcount != 1:  # type: ignore[attr-defined]
                 raise Refused("dispatch_unstable", f"AED {chosen.id} was taken meanwhile",
                               status=503)
         if plan.responders:
             session.execute(update(Responder).where(
                 col(Responder.id).in_([a.responder_id for a in plan.responders]))
-                .values(busy_incident=incident_id))
+                .values(busy_incident=incident_id, updated_at=now))
         return plan
 
     def _confirm_aeds(self, session: Session, plan: Plan, now: datetime) -> bool:
@@ -350,8 +385,8 @@ class AlarmCore:
                 result = self._accept(session, incident, alert, now)
             else:
                 result = self._decline(session, incident, alert, now)
-        if result.status == "declined":
-            self.responders.set_flag(responder_id, "busy", False)
+        if result.status in ("declined", "accepted"):
+            self.responders.set_flag(responder_id, "busy", result.status == "accepted")
         for cancelled in result.cancelled:
             self.responders.set_flag(cancelled, "busy", False)
         self.outbox_written()
@@ -389,6 +424,9 @@ class AlarmCore:
         if alert.status != "accepted":
             alert.status, alert.answered_at = "accepted", now
             session.add(alert)
+            # On the way to this incident, whatever they answered before.
+            session.execute(update(Responder).where(col(Responder.id) == alert.responder_id)
+                            .values(busy_incident=incident.id, updated_at=now))
         if alert.role == Role.FETCH_AED and alert.aed_id is not None:
             link = next(li for li in self._links(session, incident.id)
                         if li.aed_id == alert.aed_id)
@@ -418,7 +456,7 @@ class AlarmCore:
         session.add(alert)
         session.execute(update(Responder).where(col(Responder.id) == alert.responder_id,
                                                 col(Responder.busy_incident) == incident.id)
-                        .values(busy_incident=None))
+                        .values(busy_incident=None, updated_at=now))
         for link in self._links(session, incident.id):
             if link.fetcher_id == alert.responder_id:
                 self._reassign(session, incident, link, now)
@@ -477,7 +515,7 @@ class AlarmCore:
         waiting = [a for a in alerts if a.status == "alerted"]
         session.execute(update(Responder).where(
             col(Responder.id).in_([a.responder_id for a in waiting]),
-            col(Responder.busy_incident) == incident.id).values(busy_incident=None))
+            col(Responder.busy_incident) == incident.id).values(busy_incident=None, updated_at=now))
         return self._cancel(session, incident.id, waiting, "enough_responders", now)
 
     # -- locations ----------------------------------------------------------------------------
@@ -519,7 +557,7 @@ class AlarmCore:
                          [a for a in alerts if a.status in ("alerted", "accepted")],
                          "incident_closed", now)
             session.execute(update(Responder).where(col(Responder.busy_incident) == incident_id)
-                            .values(busy_incident=None))
+                            .values(busy_incident=None, updated_at=now))
             self._send_questionnaires(session, incident_id, alerts, now)
             incident.state, incident.closed_at, incident.close_reason = "closed", now, reason
             session.add(incident)
@@ -527,6 +565,7 @@ class AlarmCore:
         for responder_id in responders:
             self.responders.set_flag(responder_id, "busy", False)
         self.outbox_written()
+        self._confirm_pickups(now)  # a pick-up not yet seen must hold the AED back
         self.release_aeds(now)
         return incident
 

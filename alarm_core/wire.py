@@ -17,8 +17,8 @@ from alarm_core.errors import Refused
 
 SOURCES = ("112", "wearable")
 ANSWERS = ("accept", "decline")
-REFERENCE = re.compile(r"^[A-Za-z0-9_.:/-]{1,100}$")
-RESPONDER_TOPIC = re.compile(r"^responders/([A-Za-z0-9_-]{1,64})/(response|location)$")
+REFERENCE = re.compile(r"[A-Za-z0-9_.:/-]{1,100}")
+RESPONDER_TOPIC = re.compile(r"responders/([A-Za-z0-9_-]{1,64})/(response|location)")
 MAX_PAYLOAD = 4096
 
 
@@ -69,9 +69,9 @@ def _coordinate(body: dict[str, Any], name: str, limit: float) -> float | None:
 def parse_incident(body: Any, known_exclusions: dict[str, str]) -> IncidentRequest:
     """Validate the JSON body of `POST /api/v1/incidents`."""
     if not isinstance(body, dict):
-        raise Refused("invalid_body", "the body must be a JSON object")
+        raise Refused("invalid_body", "the body must be a JSON object", status=400)
     reference = body.get("reference")
-    if not isinstance(reference, str) or not REFERENCE.match(reference):
+    if not isinstance(reference, str) or not REFERENCE.fullmatch(reference):
         raise Refused("invalid_field", "reference is required: 1-100 characters of "
                                        "letters, digits and _ . : / -")
     lat, lon = _coordinate(body, "lat", 90), _coordinate(body, "lon", 180)
@@ -108,7 +108,7 @@ class ResponderAnswer:
 def parse_answer(body: Any) -> ResponderAnswer:
     """A responder's `accept` or `decline` (MQTT `response` payload or the HTTP body)."""
     if not isinstance(body, dict):
-        raise Refused("invalid_body", "the body must be a JSON object")
+        raise Refused("invalid_body", "the body must be a JSON object", status=400)
     incident_id = body.get("incident_id")
     if not isinstance(incident_id, str) or not 0 < len(incident_id) <= 40:
         raise Refused("invalid_field", "incident_id is required")
@@ -130,7 +130,7 @@ class LocationReport:
 def parse_location(body: Any) -> LocationReport:
     """A responder app's position while on the way (MQTT `location` payload)."""
     if not isinstance(body, dict):
-        raise Refused("invalid_body", "the body must be a JSON object")
+        raise Refused("invalid_body", "the body must be a JSON object", status=400)
     incident_id = body.get("incident_id")
     if not isinstance(incident_id, str) or not 0 < len(incident_id) <= 40:
         raise Refused("invalid_field", "incident_id is required")
@@ -145,7 +145,7 @@ def decode_json(payload: bytes) -> Any:
     if len(payload) > MAX_PAYLOAD:
         raise Refused("payload_too_large", f"payload of {len(payload)} bytes; at most 4096")
     try:
-        return json.loads(payload)
+        return json.loads(payload.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise Refused("invalid_json", f"payload is not UTF-8 JSON: {exc}") from exc
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -154,7 +155,7 @@ def test_the_local_date_decides_age_not_the_utc_date() -> None:
     ids=[f"from {REASONS[start][0]}" for start in range(len(REASONS))],
 )
 def test_the_first_failing_rule_in_order_is_the_reason_given(present: list[str]) -> None:
-    changes = {
+    changes: dict[str, dict[str, Any]] = {
         "under_age": {"date_of_birth": date(2008, 6, 18)},
         "certificate_missing": {"certificate_date": None},
         "certificate_expired": {"certificate_date": date(2025, 6, 17)},

@@ -104,7 +104,9 @@ def close_incident(incident_id: str) -> Response:
     """The dispatch centre's word that the citizen alarm is over."""
     core = _core()
     body = request.get_json(silent=True) or {}
-    reason = body.get("reason", "closed_by_dispatch") if isinstance(body, dict) else None
+    if not isinstance(body, dict):
+        raise Refused("invalid_body", "the body must be a JSON object", status=400)
+    reason = body.get("reason", "closed_by_dispatch")
     if not isinstance(reason, str) or not 0 < len(reason) <= 40:
         raise Refused("invalid_field", "reason must be a string of at most 40 characters")
     with Session(core.engine) as session:
