@@ -131,8 +131,13 @@ class OutboxMessage(SQLModel, table=True):
     topic: str = Field(max_length=200)
     """MQTT topic, or the phone number for SMS."""
     payload: str = Field(sa_column=Column(Text, nullable=False))
+    urgent: bool = True
+    """Alerts and cancellations go before questionnaires and reminders, and expire."""
     created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
     sent_at: datetime | None = Field(default=None, sa_type=UtcDateTime, index=True)
+    next_attempt_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    """After a failed delivery: not before this time (backoff), so one failing message
+    never holds up the others."""
     attempts: int = 0
     last_error: str | None = Field(default=None, max_length=300)
 

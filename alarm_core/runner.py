@@ -20,8 +20,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiomqtt
+from sqlalchemy import or_, update
 from sqlalchemy import select as sa_select
-from sqlalchemy import update
 from sqlmodel import Session, col
 
 from alarm_core.errors import Refused
@@ -63,6 +63,7 @@ class Delivery:
     topic: str
     payload: str
     phone: str | None
+    attempts: int = 0
 
 
 class AlarmRunner:
@@ -168,12 +169,17 @@ class AlarmRunner:
         with Session(self.core.engine) as session:
             # A message older than an incident can last is not worth sending any more: an alert
             # that arrives an hour late would send someone to a call long over.
-            oldest = self.clock() - timedelta(
-                minutes=self.settings.dispatch.incident_timeout_minutes)
+            now = self.clock()
+            oldest = now - timedelta(minutes=self.settings.dispatch.incident_timeout_minutes)
             rows = session.execute(
-                sa_select(OutboxMessage).where(col(OutboxMessage.sent_at).is_(None),
-                                               col(OutboxMessage.created_at) >= oldest)
-                .order_by(col(OutboxMessage.id)).limit(BATCH)).scalars().all()
+                sa_select(OutboxMessage).where(
+                    col(OutboxMessage.sent_at).is_(None),
+                    or_(col(OutboxMessage.next_attempt_at).is_(None),
+                        col(OutboxMessage.next_attempt_at) <= now),
+                    or_(col(OutboxMessage.urgent).is_(False),
+                        col(OutboxMessage.created_at) >= oldest))
+                .order_by(col(OutboxMessage.urgent).desc(), col(OutboxMessage.id))
+                .limit(BATCH)).scalars().all()
             phones: dict[str, str | None] = {}
             sms_ids = {m.topic.split("/")[1] for m in rows if m.channel == "sms"}
             if sms_ids:
@@ -181,7 +187,7 @@ class AlarmRunner:
                                               .where(col(Responder.id).in_(sms_ids))).all())
             self.metrics.outbox_pending.set(len(rows))
             return [Delivery(m.id or 0, m.channel, m.topic, m.payload,
-                             phones.get(m.topic.split("/")[1])) for m in rows]
+                             phones.get(m.topic.split("/")[1]), m.attempts) for m in rows]
 
     async def _deliver(self, client: aiomqtt.Client, batch: list[Delivery]) -> None:
         mqtt = [d for d in batch if d.channel == "mqtt"]
@@ -189,7 +195,7 @@ class AlarmRunner:
             *(client.publish(d.topic, d.payload.encode(), qos=1, timeout=10) for d in mqtt),
             return_exceptions=True)
         sent = [d.id for d, r in zip(mqtt, results, strict=True) if r is None]
-        failed = [(d.id, str(r)) for d, r in zip(mqtt, results, strict=True) if r is not None]
+        failed = [(d, str(r)) for d, r in zip(mqtt, results, strict=True) if r is not None]
         self.metrics.published.labels("mqtt").inc(len(sent))
         self.metrics.send_failures.labels("mqtt").inc(len(failed))
         for delivery in (d for d in batch if d.channel == "sms"):
@@ -197,14 +203,13 @@ class AlarmRunner:
                 await asyncio.to_thread(self._send_sms, delivery)
                 sent.append(delivery.id)
                 self.metrics.published.labels("sms").inc()
-            except SmsError as exc:
-                failed.append((delivery.id, str(exc)))
+            except Exception as exc:  # noqa: BLE001 -- one SMS never stops the relay
+                failed.append((delivery, str(exc) or type(exc).__name__))
                 self.metrics.send_failures.labels("sms").inc()
         await asyncio.to_thread(self._mark, sent, failed)
         if failed:
-            logger.warning("%d outbox messages not delivered, retried: %s", len(failed),
+            logger.warning("%d outbox messages not delivered, retried later: %s", len(failed),
                            failed[0][1])
-            await asyncio.sleep(1.0)
             if any(isinstance(r, aiomqtt.MqttError) for r in results):
                 raise aiomqtt.MqttError("publishing failed")
 
@@ -214,16 +219,17 @@ class AlarmRunner:
                            else "responder has no phone number")
         self.sms.send(delivery.phone, sms_text(json.loads(delivery.payload)))
 
-    def _mark(self, sent: list[int], failed: list[tuple[int, str]]) -> None:
+    def _mark(self, sent: list[int], failed: list[tuple[Delivery, str]]) -> None:
         now = self.clock()
         with session_scope(self.core.engine) as session:
             if sent:
                 session.execute(update(OutboxMessage).where(col(OutboxMessage.id).in_(sent))
                                 .values(sent_at=now))
-            for message_id, error in failed:
-                session.execute(update(OutboxMessage).where(col(OutboxMessage.id) == message_id)
-                                .values(attempts=OutboxMessage.attempts + 1,
-                                        last_error=error[:300]))
+            for delivery, error in failed:
+                backoff = timedelta(seconds=min(60, 2 ** delivery.attempts))
+                session.execute(update(OutboxMessage).where(col(OutboxMessage.id) == delivery.id)
+                                .values(attempts=delivery.attempts + 1, last_error=error[:300],
+                                        next_attempt_at=now + backoff))
 
     # -- answers and positions ----------------------------------------------------------------
 

@@ -15,9 +15,10 @@ import secrets
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from dateutil.relativedelta import relativedelta
 from sqlalchemy import delete, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col
@@ -35,7 +36,11 @@ from alarm_core.models import (
     ResponderLocation,
 )
 from alarm_core.pools import AedPool, ResponderEntry, ResponderPool
-from alarm_core.responders import not_alertable_reason
+from alarm_core.responders import (
+    NOT_ALERTABLE,
+    certificate_valid_until,
+    not_alertable_reason,
+)
 from alarm_core.selection import Plan, Role, select_plan
 from alarm_core.wire import (
     IncidentRequest,
@@ -56,6 +61,7 @@ logger = logging.getLogger(__name__)
 OPEN_STATES = ("dispatched", "no_responders")
 PICK_UP_EVENTS = ("door_opened", "aed_removed")
 MAX_REPLANS = 5
+URGENT = ("alert", "cancel")
 FULL_REFRESH_ABOVE = 2_000
 """More changes than this at once: the pool is rebuilt rather than updated entry by entry."""
 
@@ -90,6 +96,7 @@ class AlarmCore:
         self._locator: MunicipalityLocator | None = None
         self._refreshed_at: datetime | None = None
         self._full_at: datetime | None = None
+        self._reminded_at: datetime | None = None
         self.outbox_written: Callable[[], None] = lambda: None
         """Called after a commit that wrote outbox messages (the relay wakes up)."""
 
@@ -311,6 +318,8 @@ class AlarmCore:
             session.add(IncidentAed(incident_id=incident.id, aed_id=chosen.id,
                                     distance_m=chosen.distance_m, unverified=chosen.unverified,
                                     fetcher_id=chosen.fetcher_id, fetcher_since=now))
+        session.flush()
+        parts = self._aed_parts(session, incident.id)
         for assignment in plan.responders:
             session.add(IncidentResponder(
                 incident_id=incident.id, responder_id=assignment.responder_id,
@@ -318,8 +327,8 @@ class AlarmCore:
                 designated=assignment.designated, distance_m=assignment.distance_m,
                 eta_s=assignment.eta_s, alerted_at=now))
             self._send_alert(session, incident, assignment.responder_id, assignment.role,
-                             assignment.aed_id, channels.get(assignment.responder_id, "app"),
-                             now)
+                             None if assignment.aed_id is None else parts[assignment.aed_id],
+                             channels.get(assignment.responder_id, "app"), now)
 
     # -- messages -----------------------------------------------------------------------------
 
@@ -330,20 +339,20 @@ class AlarmCore:
               channel: str) -> None:
         session.add(OutboxMessage(channel="mqtt" if channel == "app" else "sms",
                                   topic=self._topic(responder_id, kind),
-                                  payload=json.dumps(payload, separators=(",", ":"))))
+                                  payload=json.dumps(payload, separators=(",", ":")),
+                                  urgent=kind in URGENT))
+
+    def _aed_parts(self, session: Session, incident_id: str) -> dict[str, dict[str, Any]]:
+        """The `aed` part of an alert for each AED sent to the incident."""
+        rows = session.execute(sa_select(Aed, col(IncidentAed.unverified)).join(
+            IncidentAed, col(IncidentAed.aed_id) == Aed.id).where(
+            col(IncidentAed.incident_id) == incident_id)).all()
+        return {aed.id: {"aed_id": aed.id, "lat": aed.lat, "lon": aed.lon,
+                         "access_code": aed.cabinet_code, "location_hint": aed.location_hint,
+                         "unverified": bool(unverified)} for aed, unverified in rows}
 
     def _send_alert(self, session: Session, incident: Incident, responder_id: str, role: str,
-                    aed_id: str | None, channel: str, now: datetime) -> None:
-        aed_part = None
-        if aed_id is not None:
-            aed = session.get(Aed, aed_id)
-            assert aed is not None
-            link = session.execute(sa_select(IncidentAed).where(
-                col(IncidentAed.incident_id) == incident.id,
-                col(IncidentAed.aed_id) == aed_id)).scalar_one_or_none()
-            aed_part = {"aed_id": aed.id, "lat": aed.lat, "lon": aed.lon,
-                        "access_code": aed.cabinet_code, "location_hint": aed.location_hint,
-                        "unverified": bool(link is not None and link.unverified)}
+                    aed_part: dict[str, Any] | None, channel: str, now: datetime) -> None:
         victim = {"lat": incident.lat, "lon": incident.lon, "address": incident.address}
         self._send(session, responder_id, "alert",
                    alert_payload(incident.id, role, victim, aed_part, now, channel == "app"),
@@ -492,7 +501,8 @@ class AlarmCore:
             chosen = min(others, key=lambda a: (a.status != "alerted", a.eta_s))
             chosen.role, chosen.aed_id = Role.FETCH_AED, link.aed_id
             self._send_alert(session, incident, chosen.responder_id, Role.FETCH_AED,
-                             link.aed_id, self._channel(session, chosen.responder_id), now)
+                             self._aed_parts(session, incident.id)[link.aed_id],
+                             self._channel(session, chosen.responder_id), now)
         self._designate(session, link, chosen, now)
         if chosen.status == "accepted":
             link.fetcher_accepted = True
@@ -635,6 +645,47 @@ class AlarmCore:
         self._close_timed_out(now)
         self.release_aeds(now)
         self.purge_locations(now)
+        if self._reminded_at is None or now - self._reminded_at >= timedelta(hours=1):
+            self.remind_certificates(now)
+            self._reminded_at = now
+
+    def remind_certificates(self, now: datetime) -> int:
+        """Tell responders whose certificate runs out within the reminder window (or has run
+        out) to renew it: once per certificate, on `responders/{id}/notice`."""
+        policy = self.policy
+        today = loading.local(self.settings, now).date()
+        # valid_until - today <= reminder days, with valid_until = date + months - 1 day
+        latest = today + relativedelta(days=policy.certificate_reminder_days + 1,
+                                       months=-policy.certificate_valid_months)
+        sent = 0
+        with session_scope(self.engine) as session:
+            due = session.execute(sa_select(Responder).where(
+                col(Responder.certificate_date).is_not(None),
+                col(Responder.certificate_date) <= latest)).scalars().all()
+            for responder in due:
+                assert responder.certificate_date is not None
+                if responder.channel != "app" and not self.responders.include_sms:
+                    continue  # no way to reach them yet; reminded once a gateway is set
+                issued = datetime.combine(responder.certificate_date, datetime.min.time(),
+                                          tzinfo=UTC)
+                if responder.certificate_reminded_at is not None and \
+                        responder.certificate_reminded_at >= issued:
+                    continue
+                until = certificate_valid_until(responder.certificate_date, policy)
+                kind = "certificate_expired" if until < today else "certificate_expiring"
+                self._send(session, responder.id, "notice",
+                           {"v": 1, "kind": kind, "valid_until": until.isoformat(),
+                            "message": NOT_ALERTABLE["certificate_expired"] if until < today
+                            else f"your CPR/AED certificate is valid until {until.isoformat()}"
+                                 "; renew it to keep receiving alarms"},
+                           responder.channel)
+                responder.certificate_reminded_at = now
+                session.add(responder)
+                sent += 1
+        if sent:
+            logger.info("%d certificate reminders sent", sent)
+            self.outbox_written()
+        return sent
 
     def _fetcher_timeouts(self, now: datetime) -> None:
         limit = now - timedelta(seconds=self.policy.fetcher_timeout_s)

@@ -168,7 +168,12 @@ def cancel_payload(incident_id: str, reason: str) -> dict[str, Any]:
 
 
 def sms_text(payload: dict[str, Any]) -> str:
-    """The SMS wording of an alert or a cancellation (no access codes: SMS is not private)."""
+    """The SMS wording of a responder message (no access codes: SMS is not private)."""
+    if "url" in payload:
+        return f"aedfleet: thank you for responding to alarm {payload['incident_id']}. " \
+               f"How did it go? {payload['url']} (open until {payload['expires_at']})"
+    if "kind" in payload:
+        return f"aedfleet: {payload['message']}"
     if "reason" in payload:
         return f"aedfleet: alarm {payload['incident_id']} cancelled ({payload['reason']}). " \
                "Thank you."

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -55,3 +56,20 @@ def test_ingest_benchmark_reports_raw_applied_burst_and_latency_figures(plain_cl
                 "burst_25k_s", "p99_ms"):
         assert float(figures[key]) > 0, key  # type: ignore[arg-type]
     assert figures["latency_samples"] == 1_000, "every message of the latency run was acked"
+
+
+def test_dispatch_benchmark_selections_agree_across_index_geopy_and_postgis(
+        plain_cli: Cli) -> None:
+    if shutil.which("mosquitto") is None and not Path("/usr/sbin/mosquitto").exists():
+        pytest.skip("mosquitto is not installed (apt-get install mosquitto; .ci/run does)")
+    postgis = os.environ.get("AEDFLEET_TEST_POSTGRES_URL")
+    args = ["--postgis", postgis] if postgis else []
+    result = plain_cli("bench", "dispatch", "--quick", *args, timeout=300)
+    assert result.returncode == 0, result.stderr
+    figures = last_json_line(result.stdout)
+    assert figures["agree"] is True, "index, geopy scan and PostGIS chose the same"
+    for key in ("select_p99_ms", "alerts_p99_ms", "naive_ratio"):
+        assert float(figures[key]) > 0, key  # type: ignore[arg-type]
+    if postgis:
+        assert float(figures["postgis_ratio"]) > 0  # type: ignore[arg-type]
+    assert figures["alerts_missing"] == 0, "every alert of every posted incident arrived"

@@ -78,7 +78,7 @@ CABINET_RULES = [
     "pattern read aed/%u/ack", "pattern read aed/%u/cmd"]
 RESPONDER_RULES = [
     "pattern read responders/%u/alert", "pattern read responders/%u/cancel",
-    "pattern read responders/%u/questionnaire",
+    "pattern read responders/%u/questionnaire", "pattern read responders/%u/notice",
     "pattern write responders/%u/response", "pattern write responders/%u/location"]
 
 

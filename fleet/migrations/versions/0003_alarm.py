@@ -67,8 +67,10 @@ def upgrade() -> None:
     sa.Column('channel', sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False),
     sa.Column('topic', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
     sa.Column('payload', sa.Text(), nullable=False),
+    sa.Column('urgent', sa.Boolean(), nullable=False),
     sa.Column('created_at', fleet.db_types.UtcDateTime(timezone=True), nullable=False),
     sa.Column('sent_at', fleet.db_types.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('next_attempt_at', fleet.db_types.UtcDateTime(timezone=True), nullable=True),
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('last_error', sqlmodel.sql.sqltypes.AutoString(length=300), nullable=True),
     sa.PrimaryKeyConstraint('id')
