@@ -44,6 +44,7 @@ from fleet.settings import Settings
 logger = logging.getLogger(__name__)
 
 BATCH = 500
+SMALL_BATCH = 50
 IN_FLIGHT = 1_000
 
 
@@ -160,7 +161,7 @@ class AlarmRunner:
             batch = await asyncio.to_thread(self._pending)
             if batch:
                 await self._deliver(client, batch)
-                if len(batch) == BATCH:
+                if len(batch) in (BATCH, SMALL_BATCH):
                     continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), 1.0)
@@ -171,15 +172,19 @@ class AlarmRunner:
             # that arrives an hour late would send someone to a call long over.
             now = self.clock()
             oldest = now - timedelta(minutes=self.settings.dispatch.incident_timeout_minutes)
-            rows = session.execute(
-                sa_select(OutboxMessage).where(
-                    col(OutboxMessage.sent_at).is_(None),
-                    or_(col(OutboxMessage.next_attempt_at).is_(None),
-                        col(OutboxMessage.next_attempt_at) <= now),
-                    or_(col(OutboxMessage.urgent).is_(False),
-                        col(OutboxMessage.created_at) >= oldest))
-                .order_by(col(OutboxMessage.urgent).desc(), col(OutboxMessage.id))
-                .limit(BATCH)).scalars().all()
+            due = (sa_select(OutboxMessage)
+                   .where(col(OutboxMessage.sent_at).is_(None),
+                          or_(col(OutboxMessage.next_attempt_at).is_(None),
+                              col(OutboxMessage.next_attempt_at) <= now))
+                   .order_by(col(OutboxMessage.id)))
+            rows = session.execute(due.where(col(OutboxMessage.urgent).is_(True),
+                                              col(OutboxMessage.created_at) >= oldest)
+                                   .limit(BATCH)).scalars().all()
+            if not rows:
+                # Questionnaires and reminders in small batches: an alert written meanwhile
+                # waits for at most one of them.
+                rows = session.execute(due.where(col(OutboxMessage.urgent).is_(False))
+                                       .limit(SMALL_BATCH)).scalars().all()
             phones: dict[str, str | None] = {}
             sms_ids = {m.topic.split("/")[1] for m in rows if m.channel == "sms"}
             if sms_ids:

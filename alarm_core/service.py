@@ -15,7 +15,7 @@ import secrets
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from dateutil.relativedelta import relativedelta
@@ -62,6 +62,8 @@ OPEN_STATES = ("dispatched", "no_responders")
 PICK_UP_EVENTS = ("door_opened", "aed_removed")
 MAX_REPLANS = 5
 URGENT = ("alert", "cancel")
+REMINDERS_PER_RUN = 5_000
+REMINDER_CHUNK = 500
 FULL_REFRESH_ABOVE = 2_000
 """More changes than this at once: the pool is rebuilt rather than updated entry by entry."""
 
@@ -649,43 +651,59 @@ class AlarmCore:
             self.remind_certificates(now)
             self._reminded_at = now
 
-    def remind_certificates(self, now: datetime) -> int:
+    def remind_certificates(self, now: datetime, limit: int = REMINDERS_PER_RUN) -> int:
         """Tell responders whose certificate runs out within the reminder window (or has run
-        out) to renew it: once per certificate, on `responders/{id}/notice`."""
+        out) to renew it: once per certificate, on `responders/{id}/notice`.
+
+        At most `limit` per run, in short transactions, so that a first run over a whole
+        register never holds up an incident; the rest follow in the next runs.
+        """
         policy = self.policy
         today = loading.local(self.settings, now).date()
         # valid_until - today <= reminder days, with valid_until = date + months - 1 day
         latest = today + relativedelta(days=policy.certificate_reminder_days + 1,
                                        months=-policy.certificate_valid_months)
         sent = 0
-        with session_scope(self.engine) as session:
-            due = session.execute(sa_select(Responder).where(
-                col(Responder.certificate_date).is_not(None),
-                col(Responder.certificate_date) <= latest)).scalars().all()
-            for responder in due:
-                assert responder.certificate_date is not None
-                if responder.channel != "app" and not self.responders.include_sms:
-                    continue  # no way to reach them yet; reminded once a gateway is set
-                issued = datetime.combine(responder.certificate_date, datetime.min.time(),
-                                          tzinfo=UTC)
-                if responder.certificate_reminded_at is not None and \
-                        responder.certificate_reminded_at >= issued:
-                    continue
-                until = certificate_valid_until(responder.certificate_date, policy)
-                kind = "certificate_expired" if until < today else "certificate_expiring"
-                self._send(session, responder.id, "notice",
-                           {"v": 1, "kind": kind, "valid_until": until.isoformat(),
-                            "message": NOT_ALERTABLE["certificate_expired"] if until < today
-                            else f"your CPR/AED certificate is valid until {until.isoformat()}"
-                                 "; renew it to keep receiving alarms"},
-                           responder.channel)
-                responder.certificate_reminded_at = now
-                session.add(responder)
-                sent += 1
+        after = ""
+        while sent < limit:
+            with session_scope(self.engine) as session:
+                due = session.execute(sa_select(Responder).where(
+                    col(Responder.id) > after,
+                    col(Responder.certificate_date).is_not(None),
+                    col(Responder.certificate_date) <= latest)
+                    .order_by(col(Responder.id)).limit(REMINDER_CHUNK)).scalars().all()
+                for responder in due:
+                    if sent < limit and self._remind(session, responder, today, now):
+                        sent += 1
+            if len(due) < REMINDER_CHUNK:
+                break
+            after = due[-1].id
         if sent:
             logger.info("%d certificate reminders sent", sent)
             self.outbox_written()
         return sent
+
+    def _remind(self, session: Session, responder: Responder, today: date,
+                now: datetime) -> bool:
+        assert responder.certificate_date is not None
+        if responder.channel != "app" and not self.responders.include_sms:
+            return False  # no way to reach them yet; reminded once a gateway is set
+        issued = datetime.combine(responder.certificate_date, datetime.min.time(), tzinfo=UTC)
+        if responder.certificate_reminded_at is not None and \
+                responder.certificate_reminded_at >= issued:
+            return False
+        until = certificate_valid_until(responder.certificate_date, self.policy)
+        expired = until < today
+        self._send(session, responder.id, "notice",
+                   {"v": 1, "kind": "certificate_expired" if expired else
+                    "certificate_expiring", "valid_until": until.isoformat(),
+                    "message": NOT_ALERTABLE["certificate_expired"] if expired else
+                    f"your CPR/AED certificate is valid until {until.isoformat()}; renew it "
+                    "to keep receiving alarms"},
+                   responder.channel)
+        responder.certificate_reminded_at = now
+        session.add(responder)
+        return True
 
     def _fetcher_timeouts(self, now: datetime) -> None:
         limit = now - timedelta(seconds=self.policy.fetcher_timeout_s)
