@@ -18,7 +18,7 @@ from alarm_core.pools import AedEntry, ResponderEntry
 from alarm_core.responders import ResponderFacts, Whereabouts, position_at
 from fleet.access import accessible_at
 from fleet.models import Aed, AedReadiness, ReadinessDeclaration, TelemetryState
-from fleet.registry import aed_statuses
+from fleet.registry import readiness_of
 from fleet.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -99,8 +99,8 @@ def aed_entries(session: Session, settings: Settings, now: datetime,
                 aed_ids: list[str] | None = None) -> list[AedEntry]:
     """AEDs (all, or these) with their readiness evaluated now, not read from the last
     recorded state: a pool never trusts a state older than its own evaluation."""
-    return [aed_entry(s.aed, s.readiness.state.value)
-            for s in aed_statuses(session, settings, now, aed_ids=aed_ids)]
+    return [aed_entry(aed, readiness.state.value)
+            for aed, readiness in readiness_of(session, settings, now, aed_ids).values()]
 
 
 def changed_aed_ids(session: Session, since: datetime) -> list[str]:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, time
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -139,15 +138,6 @@ def _day(value: date) -> int:
     return value.toordinal()
 
 
-@lru_cache(maxsize=65_536)
-def _adult_day(date_of_birth: date, years: int) -> int:
-    return adult_from(date_of_birth, DispatchPolicy(min_age_years=years)).toordinal()
-
-
-@lru_cache(maxsize=65_536)
-def _certificate_day(certificate_date: date, months: int) -> int:
-    return certificate_valid_until(certificate_date,
-                                   DispatchPolicy(certificate_valid_months=months)).toordinal()
 
 
 def _minute(value: time | None) -> int:
@@ -194,9 +184,9 @@ class ResponderPool:
 
     def _values(self, entry: ResponderEntry) -> dict[str, Any]:
         return {
-            "adult_day": _adult_day(entry.date_of_birth, self.policy.min_age_years),
-            "cert_until_day": (NO_DAY if entry.certificate_date is None else _certificate_day(
-                entry.certificate_date, self.policy.certificate_valid_months)),
+            "adult_day": _day(adult_from(entry.date_of_birth, self.policy)),
+            "cert_until_day": (NO_DAY if entry.certificate_date is None else
+                               _day(certificate_valid_until(entry.certificate_date, self.policy))),
             "available": entry.available, "active": entry.active, "busy": entry.busy,
             "quiet_from": _minute(entry.quiet_from), "quiet_until": _minute(entry.quiet_until),
             "medical": entry.medical, "app": entry.app,
@@ -209,15 +199,14 @@ class ResponderPool:
         n = len(entries)
         self._cols = {name: np.zeros(max(n, 1024), dtype=kind)
                       for name, kind in self.COLUMNS.items()}
-        xyz = np.zeros((n, 3))
-        located = np.zeros(n, dtype=bool)
         for slot, entry in enumerate(entries):
             for name, value in self._values(entry).items():
                 self._cols[name][slot] = value
-            if entry.lat is not None and entry.lon is not None:
-                xyz[slot] = to_xyz(entry.lat, entry.lon)
-                located[slot] = True
-        self.index.bulk_load(xyz)
+        located = np.array([e.lat is not None and e.lon is not None for e in entries],
+                           dtype=bool)
+        lat = np.array([e.lat if e.lat is not None else 0.0 for e in entries], dtype=float)
+        lon = np.array([e.lon if e.lon is not None else 0.0 for e in entries], dtype=float)
+        self.index.bulk_load(to_xyz(lat, lon) if n else np.zeros((0, 3)))
         for missing in np.flatnonzero(~located).tolist():
             self.index.remove(missing)
 

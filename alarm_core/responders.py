@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from datetime import date, datetime, time
+from functools import lru_cache
 
 from dateutil.relativedelta import relativedelta
 
@@ -53,13 +54,17 @@ class ResponderFacts:
 
 def adult_from(date_of_birth: date, policy: DispatchPolicy) -> date:
     """The first day on which a responder born on `date_of_birth` is old enough."""
-    return date_of_birth + relativedelta(years=policy.min_age_years)
+    return _plus_months(date_of_birth, 12 * policy.min_age_years, 0)
 
 
 def certificate_valid_until(certificate_date: date, policy: DispatchPolicy) -> date:
     """The last day a certificate counts (refreshed yearly by default)."""
-    return certificate_date + relativedelta(months=policy.certificate_valid_months) \
-        - relativedelta(days=1)
+    return _plus_months(certificate_date, policy.certificate_valid_months, -1)
+
+
+@lru_cache(maxsize=131_072)
+def _plus_months(day: date, months: int, days: int) -> date:
+    return day + relativedelta(months=months) + relativedelta(days=days)
 
 
 def in_quiet_hours(quiet_from: time | None, quiet_until: time | None, local: time) -> bool:

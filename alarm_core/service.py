@@ -19,7 +19,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from dateutil.relativedelta import relativedelta
-from sqlalchemy import delete, update
+from sqlalchemy import delete, insert, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col
 
@@ -51,7 +51,7 @@ from alarm_core.wire import (
 from fleet.access import accessible_at, is_always_open
 from fleet.db import session_scope
 from fleet.ingest.readiness import ReadinessRecorder
-from fleet.models import Aed, Cabinet, DeviceEvent, ReadinessDeclaration, TelemetryState
+from fleet.models import Aed, Cabinet, DeviceEvent, ReadinessDeclaration, TelemetryState, utcnow
 from fleet.municipalities import MunicipalityLocator
 from fleet.registry import municipality_locator, readiness_of
 from fleet.settings import Settings
@@ -227,13 +227,16 @@ class AlarmCore:
             session.add(incident)
             session.flush()
             self._store_plan(session, incident, plan, now)
-            ReadinessRecorder(session, self.settings, now).refresh(
-                [a.id for a in plan.aeds], "dispatched")
         for chosen in plan.aeds:
             self.aeds.set_in_use(chosen.id, True)
         for assignment in plan.responders:
             self.responders.set_flag(assignment.responder_id, "busy", True)
         self.outbox_written()
+        if plan.aeds:
+            # After the alerts are on their way: the AEDs' readiness now says `in_use`.
+            with session_scope(self.engine) as session:
+                ReadinessRecorder(session, self.settings, now).refresh(
+                    [a.id for a in plan.aeds], "dispatched")
         logger.info("incident %s (%s): %d responders, %d AEDs alerted", incident.id,
                     request.reference, len(plan.responders), len(plan.aeds))
         return IntakeResult(incident, True, plan)
@@ -313,36 +316,45 @@ class AlarmCore:
 
     def _store_plan(self, session: Session, incident: Incident, plan: Plan,
                     now: datetime) -> None:
-        channels = dict(session.execute(
-            sa_select(col(Responder.id), col(Responder.channel)).where(
-                col(Responder.id).in_([a.responder_id for a in plan.responders]))).all())
+        """The plan's rows and one alert per responder, as a few multi-row inserts."""
+        channels = self._channels(session, [a.responder_id for a in plan.responders])
         for chosen in plan.aeds:
             session.add(IncidentAed(incident_id=incident.id, aed_id=chosen.id,
                                     distance_m=chosen.distance_m, unverified=chosen.unverified,
                                     fetcher_id=chosen.fetcher_id, fetcher_since=now))
         session.flush()
         parts = self._aed_parts(session, incident.id)
-        for assignment in plan.responders:
-            session.add(IncidentResponder(
-                incident_id=incident.id, responder_id=assignment.responder_id,
-                role=assignment.role, aed_id=assignment.aed_id,
-                designated=assignment.designated, distance_m=assignment.distance_m,
-                eta_s=assignment.eta_s, alerted_at=now))
-            self._send_alert(session, incident, assignment.responder_id, assignment.role,
-                             None if assignment.aed_id is None else parts[assignment.aed_id],
-                             channels.get(assignment.responder_id, "app"), now)
+        session.execute(insert(IncidentResponder), [
+            {"incident_id": incident.id, "responder_id": a.responder_id, "role": a.role,
+             "aed_id": a.aed_id, "designated": a.designated, "distance_m": a.distance_m,
+             "eta_s": a.eta_s, "status": "alerted", "alerted_at": now}
+            for a in plan.responders])
+        victim = {"lat": incident.lat, "lon": incident.lon, "address": incident.address}
+        rows = []
+        for a in plan.responders:
+            channel = channels.get(a.responder_id, "app")
+            rows.append(self._outbox_row(a.responder_id, "alert", alert_payload(
+                incident.id, a.role, victim, None if a.aed_id is None else parts[a.aed_id],
+                now, channel == "app"), channel))
+        if rows:
+            session.execute(insert(OutboxMessage), rows)
 
     # -- messages -----------------------------------------------------------------------------
 
     def _topic(self, responder_id: str, kind: str) -> str:
         return f"{self.settings.alarm.topic_root}/{responder_id}/{kind}"
 
+    def _outbox_row(self, responder_id: str, kind: str, payload: dict[str, Any],
+                    channel: str) -> dict[str, Any]:
+        return {"channel": "mqtt" if channel == "app" else "sms",
+                "topic": self._topic(responder_id, kind),
+                "payload": json.dumps(payload, separators=(",", ":")),
+                "urgent": kind in URGENT, "created_at": utcnow(), "attempts": 0}
+
     def _send(self, session: Session, responder_id: str, kind: str, payload: dict[str, Any],
               channel: str) -> None:
-        session.add(OutboxMessage(channel="mqtt" if channel == "app" else "sms",
-                                  topic=self._topic(responder_id, kind),
-                                  payload=json.dumps(payload, separators=(",", ":")),
-                                  urgent=kind in URGENT))
+        session.execute(insert(OutboxMessage),
+                        [self._outbox_row(responder_id, kind, payload, channel)])
 
     def _aed_parts(self, session: Session, incident_id: str) -> dict[str, dict[str, Any]]:
         """The `aed` part of an alert for each AED sent to the incident."""
@@ -366,17 +378,25 @@ class AlarmCore:
 
     def _cancel(self, session: Session, incident_id: str, alerts: Iterable[IncidentResponder],
                 reason: str, now: datetime, status: str = "cancelled") -> list[str]:
-        told = []
+        alerts = list(alerts)
+        told = [alert.responder_id for alert in alerts]
+        channels = self._channels(session, told)
+        rows = [self._outbox_row(alert.responder_id, "cancel",
+                                 cancel_payload(incident_id, reason),
+                                 channels.get(alert.responder_id, "app")) for alert in alerts]
+        if rows:
+            session.execute(insert(OutboxMessage), rows)
         for alert in alerts:
-            self._send(session, alert.responder_id, "cancel",
-                       cancel_payload(incident_id, reason),
-                       self._channel(session, alert.responder_id))
             if alert.status == "alerted":
                 alert.status = status
                 alert.cancelled_at = now
             session.add(alert)
-            told.append(alert.responder_id)
         return told
+
+    def _channels(self, session: Session, responder_ids: list[str]) -> dict[str, str]:
+        return dict(session.execute(  # type: ignore[arg-type]
+            sa_select(col(Responder.id), col(Responder.channel)).where(
+                col(Responder.id).in_(responder_ids))).all())
 
     # -- answers ------------------------------------------------------------------------------
 
