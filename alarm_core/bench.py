@@ -15,10 +15,12 @@ real register shows. Measured in one run on the same data:
 
 from __future__ import annotations
 
-import asyncio
 import http.client
 import json
+import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -43,6 +45,7 @@ from alarm_core.selection import Plan, _not_deployable, assign_roles, select_pla
 from fleet.population import load_pc4, sample_points
 
 TZ = "Europe/Amsterdam"
+SETTLE_S = 5.0
 HOURS = ["24/7"] * 13 + ["Mo-Fr 08:00-18:00"] * 4 + ["Mo-Sa 09:00-21:00"] * 2 + \
     ["Mo-Su 07:00-23:00"]
 
@@ -425,73 +428,61 @@ class AlertCounter:
 
 def bench_alerts(world: World, policy: DispatchPolicy, incidents: int,
                  progress: Callable[[str], None]) -> dict[str, Any]:
-    """POST an incident, wait for all its alerts on the broker; repeat; latency percentiles."""
-    import waitress
+    """POST an incident, wait for all its alerts on the broker; repeat; latency percentiles.
 
-    from alarm_core.metrics import AlarmMetrics
-    from alarm_core.runner import AlarmRunner
-    from alarm_core.service import AlarmCore
+    The alarm core runs as its own process (`aedfleet alarm`), as in production; this
+    process is the 112 centre's HTTP client and a subscriber on every responder's alerts.
+    """
     from device_agents.local_broker import LocalMosquitto, free_port
     from fleet import migrate
     from fleet.db import make_engine
-    from fleet.settings import load_settings
-    from web import create_app
     from web.auth import create_token
 
     with tempfile.TemporaryDirectory(prefix="aedfleet-bench-dispatch-") as folder:
         root = Path(folder)
         now = datetime.now(UTC)
-        engine = make_engine(f"sqlite:///{root / 'alarm.db'}")
+        database_url = f"sqlite:///{root / 'alarm.db'}"
+        engine = make_engine(database_url)
         migrate.upgrade(engine)
         started = time.perf_counter()
         store_world(engine, world, now)
+        token = create_token(engine, "bench-112", now)
+        engine.dispose()
         progress(f"database filled in {time.perf_counter() - started:.1f} s")
         broker = LocalMosquitto(root / "broker", devices=[], services=("fleet", "bench"))
         broker.start()
-        settings = load_settings(database_url=str(engine.url), mqtt_url=broker.url("fleet"),
-                                 dispatch=policy)
-        core = AlarmCore(engine, settings)
-        started = time.perf_counter()
-        core.load(datetime.now(UTC))
-        load_s = time.perf_counter() - started
-        metrics = AlarmMetrics()
-        runner = AlarmRunner(core, settings, metrics)
-        stop_holder: dict[str, Any] = {}
-
-        def run_loop() -> None:
-            async def main() -> None:
-                stop_holder["stop"] = asyncio.Event()
-                stop_holder["loop"] = asyncio.get_running_loop()
-                await runner.run(stop_holder["stop"])
-            asyncio.run(main())
-
-        loop_thread = threading.Thread(target=run_loop, daemon=True)
-        loop_thread.start()
         port = free_port()
-        server = waitress.create_server(create_app(engine, alarm_core=core, metrics=metrics),
-                                        host="127.0.0.1", port=port, threads=4)
-        http_thread = threading.Thread(target=server.run, daemon=True)
-        http_thread.start()
+        env = {**os.environ, "AEDFLEET_DATABASE_URL": database_url,
+               "AEDFLEET_MQTT_URL": broker.url("fleet"), "AEDFLEET_ALARM__CLIENT_ID": "bench",
+               "AEDFLEET_CONFIG": str(_write_policy(root, policy))}
+        aedfleet = Path(sys.executable).with_name("aedfleet")
+        started = time.perf_counter()
+        with (root / "alarm.log").open("wb") as log:
+            alarm = subprocess.Popen([str(aedfleet), "alarm", "--http", f"127.0.0.1:{port}"],
+                                     env=env, stdout=log, stderr=subprocess.STDOUT)
         counter = AlertCounter(broker.port, "bench", broker.credentials["bench"])
-        token = create_token(engine, "bench-112", now)
-        if not runner.connected.wait(10):
-            raise RuntimeError("the alarm core did not connect to the broker")
         latencies: list[float] = []
         alerted: list[int] = []
         missing = 0
         try:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            _wait_for_http(port, alarm, root / "alarm.log")
+            load_s = time.perf_counter() - started
+            progress(f"alarm core up in {load_s:.1f} s; posting {incidents} incidents")
+            # Steady state: the first refresh and the first reminder run are one-offs of a
+            # service that then runs for months.
+            time.sleep(SETTLE_S)
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
             for i in range(incidents):
                 lat, lon = world.incidents[-1 - i].tolist()
                 body = json.dumps({"reference": f"bench-{i}", "lat": lat, "lon": lon})
-                headers = {"Authorization": f"Bearer {token}",
-                           "Content-Type": "application/json"}
                 sent = time.perf_counter()
                 connection.request("POST", "/api/v1/incidents", body, headers)
                 response = connection.getresponse()
                 document = json.loads(response.read())
                 if response.status != 201:
-                    raise RuntimeError(f"intake failed: {response.status} {document}")
+                    tail = (root / "alarm.log").read_text(errors="replace")[-3000:]
+                    raise RuntimeError(f"intake failed: {response.status} {document}\n{tail}")
                 count = document["counts"]["alerted"]
                 if count:
                     got = counter.wait_for(document["id"], count, 10.0)
@@ -505,18 +496,50 @@ def bench_alerts(world: World, policy: DispatchPolicy, incidents: int,
                 connection.getresponse().read()
         finally:
             counter.stop()
-            server.close()
-            if "loop" in stop_holder:
-                stop_holder["loop"].call_soon_threadsafe(stop_holder["stop"].set)
-            loop_thread.join(15)
+            alarm.terminate()
+            try:
+                alarm.wait(20)
+            except subprocess.TimeoutExpired:
+                alarm.kill()
             broker.stop()
-            engine.dispose()
-    return {"alarm_core_load_s": round(load_s, 2),
+    return {"alarm_core_start_s": round(load_s, 2),
             "alerts_incidents": len(latencies), "alerts_per_incident_mean":
             round(statistics.mean(alerted), 1) if alerted else 0,
             "alerts_p50_ms": round(percentile(latencies, 50), 1),
             "alerts_p99_ms": round(percentile(latencies, 99), 1),
             "alerts_missing": missing}
+
+
+def _write_policy(root: Path, policy: DispatchPolicy) -> Path:
+    """A configuration file holding the benchmark's dispatch policy."""
+    path = root / "aedfleet.toml"
+    lines = ["[dispatch]"]
+    for name, value in vars(policy).items():
+        if isinstance(value, bool):
+            lines.append(f"{name} = {str(value).lower()}")
+        elif isinstance(value, int | float):
+            lines.append(f"{name} = {value!r}")
+        elif isinstance(value, str):
+            lines.append(f"{name} = {json.dumps(str(value))}")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _wait_for_http(port: int, process: subprocess.Popen[bytes], log: Path,
+                   timeout_s: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"aedfleet alarm exited: {log.read_text()[-2000:]}")
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+            connection.request("GET", "/healthz")
+            if connection.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError("aedfleet alarm did not answer within two minutes")
 
 
 def bench_dispatch(responders: int = 250_000, aeds: int = 25_000, incidents: int = 10_000,

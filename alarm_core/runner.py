@@ -14,6 +14,7 @@ import json
 import logging
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -44,12 +45,22 @@ from fleet.settings import Settings
 logger = logging.getLogger(__name__)
 
 BATCH = 500
-SMALL_BATCH = 50
+SMALL_BATCH = 20
+NON_URGENT_PER_S = 50.0
 IN_FLIGHT = 1_000
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def _no_delay(client: aiomqtt.Client) -> None:
+    """Send each alert at once (TCP_NODELAY): Nagle's algorithm would hold a burst of small
+    QoS 1 packets behind delayed ACKs, 40 ms at a time."""
+    sock = client._client.socket()  # noqa: SLF001 -- paho's socket, which aiomqtt does not expose
+    if sock is not None:
+        with contextlib.suppress(OSError, AttributeError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # type: ignore[attr-defined]
 
 
 def default_client_id() -> str:
@@ -65,6 +76,7 @@ class Delivery:
     payload: str
     phone: str | None
     attempts: int = 0
+    urgent: bool = True
 
 
 class AlarmRunner:
@@ -136,6 +148,7 @@ class AlarmRunner:
             max_inflight_messages=IN_FLIGHT,
         ) as client:
             client.pending_calls_threshold = IN_FLIGHT * 2
+            _no_delay(client)
             await client.subscribe(f"{root}/+/response", qos=1)
             await client.subscribe(f"{root}/+/location", qos=0)
             self.connected.set()
@@ -159,12 +172,19 @@ class AlarmRunner:
         while not stop.is_set():
             self._wake.clear()
             batch = await asyncio.to_thread(self._pending)
+            pause = 1.0
             if batch:
                 await self._deliver(client, batch)
-                if len(batch) in (BATCH, SMALL_BATCH):
-                    continue
+                if batch[0].urgent:
+                    if len(batch) == BATCH:
+                        continue
+                else:
+                    # Questionnaires and reminders trickle out, so that they never compete
+                    # with alerts for the broker, the database or the processor; an alert
+                    # written meanwhile wakes the relay at once.
+                    pause = len(batch) / NON_URGENT_PER_S
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), 1.0)
+                await asyncio.wait_for(self._wake.wait(), pause)
 
     def _pending(self) -> list[Delivery]:
         with Session(self.core.engine) as session:
@@ -192,9 +212,11 @@ class AlarmRunner:
                                               .where(col(Responder.id).in_(sms_ids))).all())
             self.metrics.outbox_pending.set(len(rows))
             return [Delivery(m.id or 0, m.channel, m.topic, m.payload,
-                             phones.get(m.topic.split("/")[1]), m.attempts) for m in rows]
+                             phones.get(m.topic.split("/")[1]), m.attempts, m.urgent)
+                    for m in rows]
 
     async def _deliver(self, client: aiomqtt.Client, batch: list[Delivery]) -> None:
+        started = time.perf_counter()
         mqtt = [d for d in batch if d.channel == "mqtt"]
         results = await asyncio.gather(
             *(client.publish(d.topic, d.payload.encode(), qos=1, timeout=10) for d in mqtt),
@@ -211,7 +233,10 @@ class AlarmRunner:
             except Exception as exc:  # noqa: BLE001 -- one SMS never stops the relay
                 failed.append((delivery, str(exc) or type(exc).__name__))
                 self.metrics.send_failures.labels("sms").inc()
+        published = time.perf_counter()
         await asyncio.to_thread(self._mark, sent, failed)
+        logger.debug("relay: %d messages published in %.1f ms, marked in %.1f ms", len(batch),
+                     (published - started) * 1000, (time.perf_counter() - published) * 1000)
         if failed:
             logger.warning("%d outbox messages not delivered, retried later: %s", len(failed),
                            failed[0][1])
@@ -226,7 +251,7 @@ class AlarmRunner:
 
     def _mark(self, sent: list[int], failed: list[tuple[Delivery, str]]) -> None:
         now = self.clock()
-        with session_scope(self.core.engine) as session:
+        with self.core.writing(), session_scope(self.core.engine) as session:
             if sent:
                 session.execute(update(OutboxMessage).where(col(OutboxMessage.id).in_(sent))
                                 .values(sent_at=now))
@@ -273,7 +298,8 @@ class AlarmRunner:
 
     def _dead_letter(self, topic: str, reason: str, detail: str, payload: bytes,
                      now: datetime) -> None:
-        with contextlib.suppress(Exception), session_scope(self.core.engine) as session:
+        with contextlib.suppress(Exception), self.core.writing(), \
+                session_scope(self.core.engine) as session:
             session.add(DeadLetter(received_at=now, topic=topic[:300], device_id=None,
                                    reason=reason[:32], detail=detail[:500],
                                    payload=payload[:4096], payload_size=len(payload)))

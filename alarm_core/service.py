@@ -13,6 +13,7 @@ import json
 import logging
 import secrets
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -63,7 +64,8 @@ PICK_UP_EVENTS = ("door_opened", "aed_removed")
 MAX_REPLANS = 5
 URGENT = ("alert", "cancel")
 REMINDERS_PER_RUN = 5_000
-REMINDER_CHUNK = 500
+REMINDER_CHUNK = 100
+REMINDER_PAUSE_S = 0.05
 FULL_REFRESH_ABOVE = 2_000
 """More changes than this at once: the pool is rebuilt rather than updated entry by entry."""
 
@@ -101,6 +103,15 @@ class AlarmCore:
         self._reminded_at: datetime | None = None
         self.outbox_written: Callable[[], None] = lambda: None
         """Called after a commit that wrote outbox messages (the relay wakes up)."""
+
+    def writing(self) -> threading.RLock:
+        """Held around every write transaction of this process.
+
+        One writer at a time: the pools change with the transactions that change the
+        database, and on SQLite no thread sleeps in the busy handler behind another's commit
+        (which made some intakes wait hundreds of milliseconds).
+        """
+        return self._lock
 
     # -- pools --------------------------------------------------------------------------------
 
@@ -195,7 +206,8 @@ class AlarmCore:
         if called_at > now + timedelta(minutes=5):
             raise Refused("invalid_field", "called_at is in the future")
         fingerprint = request.fingerprint()
-        with self._lock, session_scope(self.engine) as session:
+        started = time.perf_counter()
+        with self.writing(), session_scope(self.engine) as session:
             existing = session.execute(
                 sa_select(Incident).where(col(Incident.caller) == caller,
                                           col(Incident.reference) == request.reference)
@@ -234,11 +246,12 @@ class AlarmCore:
         self.outbox_written()
         if plan.aeds:
             # After the alerts are on their way: the AEDs' readiness now says `in_use`.
-            with session_scope(self.engine) as session:
+            with self.writing(), session_scope(self.engine) as session:
                 ReadinessRecorder(session, self.settings, now).refresh(
                     [a.id for a in plan.aeds], "dispatched")
-        logger.info("incident %s (%s): %d responders, %d AEDs alerted", incident.id,
-                    request.reference, len(plan.responders), len(plan.aeds))
+        logger.info("incident %s (%s): %d responders, %d AEDs alerted (%.1f ms)", incident.id,
+                    request.reference, len(plan.responders), len(plan.aeds),
+                    (time.perf_counter() - started) * 1000)
         return IntakeResult(incident, True, plan)
 
     def _checked_plan(self, session: Session, incident_id: str, lat: float, lon: float,
@@ -324,6 +337,8 @@ class AlarmCore:
                                     fetcher_id=chosen.fetcher_id, fetcher_since=now))
         session.flush()
         parts = self._aed_parts(session, incident.id)
+        if not plan.responders:
+            return
         session.execute(insert(IncidentResponder), [
             {"incident_id": incident.id, "responder_id": a.responder_id, "role": a.role,
              "aed_id": a.aed_id, "designated": a.designated, "distance_m": a.distance_m,
@@ -403,7 +418,7 @@ class AlarmCore:
     def answer(self, incident_id: str, responder_id: str, answer: str,
                now: datetime) -> AnswerResult:
         """A responder accepts or declines; enough acceptances stand the others down."""
-        with self._lock, session_scope(self.engine) as session:
+        with self.writing(), session_scope(self.engine) as session:
             incident = self._open_incident(session, incident_id)
             alert = self._alert_of(session, incident_id, responder_id)
             if alert.status == "cancelled":
@@ -555,7 +570,7 @@ class AlarmCore:
     def record_location(self, incident_id: str, responder_id: str, lat: float, lon: float,
                         ts: datetime, now: datetime) -> None:
         """Keep an accepted responder's position on the way, at most the retention period."""
-        with session_scope(self.engine) as session:
+        with self.writing(), session_scope(self.engine) as session:
             self._open_incident(session, incident_id)
             alert = self._alert_of(session, incident_id, responder_id)
             if alert.status != "accepted" or alert.answered_at is None:
@@ -573,7 +588,7 @@ class AlarmCore:
 
     def close(self, incident_id: str, reason: str, now: datetime) -> Incident:
         """End an incident: everyone stands down, questionnaires go out, AEDs await return."""
-        with self._lock, session_scope(self.engine) as session:
+        with self.writing(), session_scope(self.engine) as session:
             incident = session.get(Incident, incident_id)
             if incident is None:
                 raise NotFound("unknown_incident", f"no incident {incident_id}")
@@ -640,7 +655,7 @@ class AlarmCore:
     def answer_questionnaire(self, token: str, answers: dict[str, Any], aftercare: bool,
                              now: datetime) -> Questionnaire:
         """Store a responder's answers; asking for aftercare creates a task due within 24 h."""
-        with session_scope(self.engine) as session:
+        with self.writing(), session_scope(self.engine) as session:
             questionnaire = session.get(Questionnaire, token)
             if questionnaire is None:
                 raise NotFound("unknown_questionnaire", "no questionnaire with this link")
@@ -686,7 +701,7 @@ class AlarmCore:
         sent = 0
         after = ""
         while sent < limit:
-            with session_scope(self.engine) as session:
+            with self.writing(), session_scope(self.engine) as session:
                 due = session.execute(sa_select(Responder).where(
                     col(Responder.id) > after,
                     col(Responder.certificate_date).is_not(None),
@@ -698,6 +713,7 @@ class AlarmCore:
             if len(due) < REMINDER_CHUNK:
                 break
             after = due[-1].id
+            time.sleep(REMINDER_PAUSE_S)  # let intake and the relay write in between
         if sent:
             logger.info("%d certificate reminders sent", sent)
             self.outbox_written()
@@ -727,7 +743,7 @@ class AlarmCore:
 
     def _fetcher_timeouts(self, now: datetime) -> None:
         limit = now - timedelta(seconds=self.policy.fetcher_timeout_s)
-        with self._lock, session_scope(self.engine) as session:
+        with self.writing(), session_scope(self.engine) as session:
             stale = list(session.execute(sa_select(IncidentAed).join(
                 Incident, col(Incident.id) == IncidentAed.incident_id).where(
                 col(Incident.state).in_(OPEN_STATES), col(IncidentAed.fetcher_accepted).is_(False),
@@ -743,7 +759,7 @@ class AlarmCore:
             self.outbox_written()
 
     def _confirm_pickups(self, now: datetime) -> None:
-        with session_scope(self.engine) as session:
+        with self.writing(), session_scope(self.engine) as session:
             waiting = session.execute(
                 sa_select(IncidentAed, col(Incident.received_at), col(Cabinet.device_id))
                 .join(Incident, col(Incident.id) == IncidentAed.incident_id)
@@ -774,7 +790,7 @@ class AlarmCore:
     def release_aeds(self, now: datetime) -> list[str]:
         """Return AEDs of closed incidents to service once they are back (see docs/alarm.md)."""
         released = []
-        with self._lock, session_scope(self.engine) as session:
+        with self.writing(), session_scope(self.engine) as session:
             rows = session.execute(
                 sa_select(IncidentAed, Incident, col(TelemetryState.aed_present),
                           col(TelemetryState.received_at))
@@ -812,7 +828,7 @@ class AlarmCore:
 
     def purge_locations(self, now: datetime) -> int:
         """Delete responder positions past their retention (15 minutes after acceptance)."""
-        with session_scope(self.engine) as session:
+        with self.writing(), session_scope(self.engine) as session:
             result = session.execute(delete(ResponderLocation).where(
                 col(ResponderLocation.expires_at) <= now))
             return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -81,6 +81,9 @@ def mosquitto_conf(folder: Path, port: int, host: str = "127.0.0.1",
         # The ingest acknowledges after its commit: this many messages may await one batch.
         "max_inflight_messages 1000",
         "max_queued_messages 100000",
+        # Alerts are many small packets: without this, Nagle's algorithm holds each behind the
+        # previous one's delayed ACK (40 ms on Linux) on the way to responders and back.
+        "set_tcp_nodelay true",
     ]
     if persistence:
         lines += ["persistence true", f"persistence_location {folder}/"]

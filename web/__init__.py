@@ -14,7 +14,8 @@ from web.errors import register_error_handlers
 
 
 def create_app(engine: Any, *, alarm_core: Any = None, metrics: AlarmMetrics | None = None,
-               clock: Callable[[], datetime] | None = None) -> Flask:
+               clock: Callable[[], datetime] | None = None,
+               ready: Callable[[], bool] | None = None) -> Flask:
     """The application around a database engine and, where it runs, the alarm core."""
     from web.api.incidents import bp as incidents
 
@@ -32,7 +33,10 @@ def create_app(engine: Any, *, alarm_core: Any = None, metrics: AlarmMetrics | N
                         mimetype="text/plain; version=0.0.4")
 
     @app.get("/healthz")
-    def health() -> dict[str, str]:
-        return {"status": "ok"}
+    def health() -> tuple[dict[str, str], int]:
+        """200 when serving; 503 while a dependency (the alarm core's broker) is not there."""
+        if ready is not None and not ready():
+            return {"status": "starting"}, 503
+        return {"status": "ok"}, 200
 
     return app

@@ -48,8 +48,9 @@ def alarm(ctx: Context, http: str | None) -> None:
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
     host, port = _host_port(http or settings.alarm.http)
-    server = waitress.create_server(create_app(ctx.engine, alarm_core=core, metrics=metrics),
-                                    host=host, port=port, threads=8)
+    app = create_app(ctx.engine, alarm_core=core, metrics=metrics,
+                     ready=runner.connected.is_set)
+    server = waitress.create_server(app, host=host, port=port, threads=8)
     web = threading.Thread(target=server.run, name="alarm-http", daemon=True)
     web.start()
     click.echo(f"alarm core: {responders} responders, {aeds} AEDs; API on "
