@@ -427,7 +427,8 @@ class AlertCounter:
 
 
 def bench_alerts(world: World, policy: DispatchPolicy, incidents: int,
-                 progress: Callable[[str], None]) -> dict[str, Any]:
+                 progress: Callable[[str], None], server_url: str | None = None,
+                 ) -> dict[str, Any]:
     """POST an incident, wait for all its alerts on the broker; repeat; latency percentiles.
 
     The alarm core runs as its own process (`aedfleet alarm`), as in production; this
@@ -441,7 +442,8 @@ def bench_alerts(world: World, policy: DispatchPolicy, incidents: int,
     with tempfile.TemporaryDirectory(prefix="aedfleet-bench-dispatch-") as folder:
         root = Path(folder)
         now = datetime.now(UTC)
-        database_url = f"sqlite:///{root / 'alarm.db'}"
+        database_url = (_fresh_database(server_url) if server_url
+                        else f"sqlite:///{root / 'alarm.db'}")
         engine = make_engine(database_url)
         migrate.upgrade(engine)
         started = time.perf_counter()
@@ -510,6 +512,18 @@ def bench_alerts(world: World, policy: DispatchPolicy, incidents: int,
             "alerts_missing": missing}
 
 
+def _fresh_database(server_url: str) -> str:
+    """An empty `bench_dispatch_alerts` database on this PostgreSQL server."""
+    import psycopg
+
+    admin = server_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute("DROP DATABASE IF EXISTS bench_dispatch_alerts WITH (FORCE)")
+        connection.execute("CREATE DATABASE bench_dispatch_alerts")
+    base, _, _name = server_url.rpartition("/")
+    return f"{base}/bench_dispatch_alerts"
+
+
 def _write_policy(root: Path, policy: DispatchPolicy) -> Path:
     """A configuration file holding the benchmark's dispatch policy."""
     path = root / "aedfleet.toml"
@@ -545,6 +559,7 @@ def _wait_for_http(port: int, process: subprocess.Popen[bytes], log: Path,
 def bench_dispatch(responders: int = 250_000, aeds: int = 25_000, incidents: int = 10_000,
                    naive_sample: int = 50, postgis_url: str | None = None,
                    postgis_sample: int = 1_000, alert_incidents: int = 200,
+                   alerts_server: str | None = None,
                    progress: Callable[[str], None] = lambda _m: None) -> dict[str, Any]:
     """All dispatch figures in one run (see the module's description)."""
     now = datetime.now(UTC).replace(microsecond=0)
@@ -559,7 +574,8 @@ def bench_dispatch(responders: int = 250_000, aeds: int = 25_000, incidents: int
     if alert_incidents:
         # The intake run uses real time: calls are "now", not spread over the week.
         live = replace(world, times=[now] * len(world.times))
-        figures.update(bench_alerts(live, policy, alert_incidents, progress))
+        figures.update(bench_alerts(live, policy, alert_incidents, progress, alerts_server))
+        figures["alerts_database"] = "postgresql" if alerts_server else "sqlite"
     return figures
 
 

@@ -83,6 +83,8 @@ class PointIndex:
         return slot
 
     def move(self, slot: int, xyz: FloatArray) -> None:
+        if self._present[slot] and np.array_equal(self._xyz[slot], xyz):
+            return  # where it was: the tree still holds it right
         self._xyz[slot] = xyz
         self._present[slot] = True
         self._to_overlay(slot)

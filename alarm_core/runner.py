@@ -15,6 +15,7 @@ import logging
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -28,7 +29,7 @@ from sqlmodel import Session, col
 from alarm_core.errors import Refused
 from alarm_core.metrics import AlarmMetrics
 from alarm_core.models import OutboxMessage, Responder
-from alarm_core.service import AlarmCore
+from alarm_core.service import AlarmCore, Committed
 from alarm_core.sms import HttpSmsGateway, SmsError, SmsGateway
 from alarm_core.wire import (
     RESPONDER_TOPIC,
@@ -97,11 +98,35 @@ class AlarmRunner:
         self.connected = threading.Event()
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._handed: list[Committed] = []
+        # Ids sent lately: an alert handed over after the table poll already sent it is
+        # not sent twice.
+        self._recent: set[int] = set()
+        self._recent_order: deque[int] = deque(maxlen=20_000)
 
-    def wake(self) -> None:
-        """Thread-safe: there are new outbox messages."""
+    def wake(self, fresh: list[Committed]) -> None:
+        """Thread-safe: there are new outbox messages, and these alerts can go at once."""
         if self._loop is not None and self._wake is not None:
-            self._loop.call_soon_threadsafe(self._wake.set)
+            self._loop.call_soon_threadsafe(self._hand_over, fresh)
+
+    def _hand_over(self, fresh: list[Committed]) -> None:
+        assert self._wake is not None
+        self._handed.extend(fresh)
+        self._wake.set()
+
+    def _take_handed(self) -> list[Delivery]:
+        """Alerts handed over by the intake, less any the relay already sent from the table."""
+        batch = [Delivery(c.id, "mqtt", c.topic, c.payload, None)
+                 for c in self._handed if c.id not in self._recent]
+        self._handed.clear()
+        return batch
+
+    def _remember(self, sent: list[int]) -> None:
+        for message_id in sent:
+            if len(self._recent_order) == self._recent_order.maxlen:
+                self._recent.discard(self._recent_order[0])
+            self._recent_order.append(message_id)
+            self._recent.add(message_id)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set, reconnecting to the broker when it goes away."""
@@ -171,7 +196,7 @@ class AlarmRunner:
         assert self._wake is not None
         while not stop.is_set():
             self._wake.clear()
-            batch = await asyncio.to_thread(self._pending)
+            batch = self._take_handed() or await asyncio.to_thread(self._pending)
             pause = 1.0
             if batch:
                 await self._deliver(client, batch)
@@ -223,6 +248,7 @@ class AlarmRunner:
             return_exceptions=True)
         sent = [d.id for d, r in zip(mqtt, results, strict=True) if r is None]
         failed = [(d, str(r)) for d, r in zip(mqtt, results, strict=True) if r is not None]
+        self._remember(sent)
         self.metrics.published.labels("mqtt").inc(len(sent))
         self.metrics.send_failures.labels("mqtt").inc(len(failed))
         for delivery in (d for d in batch if d.channel == "sms"):

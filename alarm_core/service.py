@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from dateutil.relativedelta import relativedelta
 from sqlalchemy import delete, insert, update
@@ -70,6 +70,14 @@ FULL_REFRESH_ABOVE = 2_000
 """More changes than this at once: the pool is rebuilt rather than updated entry by entry."""
 
 
+class Committed(NamedTuple):
+    """An MQTT message of the outbox, committed, with its id: what the relay sends."""
+
+    id: int
+    topic: str
+    payload: str
+
+
 @dataclass
 class IntakeResult:
     incident: Incident
@@ -101,8 +109,9 @@ class AlarmCore:
         self._refreshed_at: datetime | None = None
         self._full_at: datetime | None = None
         self._reminded_at: datetime | None = None
-        self.outbox_written: Callable[[], None] = lambda: None
-        """Called after a commit that wrote outbox messages (the relay wakes up)."""
+        self.outbox_written: Callable[[list[Committed]], None] = lambda _fresh: None
+        """Called after a commit that wrote outbox messages: the relay wakes up, and takes the
+        alerts handed to it at once instead of reading them back."""
 
     def writing(self) -> threading.RLock:
         """Held around every write transaction of this process.
@@ -238,12 +247,12 @@ class AlarmCore:
             incident.expected_first_aed_s = plan.first_aed_s
             session.add(incident)
             session.flush()
-            self._store_plan(session, incident, plan, now)
+            fresh = self._store_plan(session, incident, plan, now)
         for chosen in plan.aeds:
             self.aeds.set_in_use(chosen.id, True)
         for assignment in plan.responders:
             self.responders.set_flag(assignment.responder_id, "busy", True)
-        self.outbox_written()
+        self.outbox_written(fresh)
         if plan.aeds:
             # After the alerts are on their way: the AEDs' readiness now says `in_use`.
             with self.writing(), session_scope(self.engine) as session:
@@ -328,7 +337,7 @@ class AlarmCore:
         return ok
 
     def _store_plan(self, session: Session, incident: Incident, plan: Plan,
-                    now: datetime) -> None:
+                    now: datetime) -> list[Committed]:
         """The plan's rows and one alert per responder, as a few multi-row inserts."""
         channels = self._channels(session, [a.responder_id for a in plan.responders])
         for chosen in plan.aeds:
@@ -338,7 +347,7 @@ class AlarmCore:
         session.flush()
         parts = self._aed_parts(session, incident.id)
         if not plan.responders:
-            return
+            return []
         session.execute(insert(IncidentResponder), [
             {"incident_id": incident.id, "responder_id": a.responder_id, "role": a.role,
              "aed_id": a.aed_id, "designated": a.designated, "distance_m": a.distance_m,
@@ -351,8 +360,12 @@ class AlarmCore:
             rows.append(self._outbox_row(a.responder_id, "alert", alert_payload(
                 incident.id, a.role, victim, None if a.aed_id is None else parts[a.aed_id],
                 now, channel == "app"), channel))
-        if rows:
-            session.execute(insert(OutboxMessage), rows)
+        inserted = session.execute(
+            insert(OutboxMessage).returning(col(OutboxMessage.id), sort_by_parameter_order=True),
+            rows)
+        return [Committed(row_id, row["topic"], row["payload"])
+                for (row_id,), row in zip(inserted, rows, strict=True)
+                if row["channel"] == "mqtt"]
 
     # -- messages -----------------------------------------------------------------------------
 
@@ -435,7 +448,7 @@ class AlarmCore:
             self.responders.set_flag(responder_id, "busy", result.status == "accepted")
         for cancelled in result.cancelled:
             self.responders.set_flag(cancelled, "busy", False)
-        self.outbox_written()
+        self.outbox_written([])
         return result
 
     def _open_incident(self, session: Session, incident_id: str) -> Incident:
@@ -611,7 +624,7 @@ class AlarmCore:
             responders = [a.responder_id for a in alerts]
         for responder_id in responders:
             self.responders.set_flag(responder_id, "busy", False)
-        self.outbox_written()
+        self.outbox_written([])
         self._confirm_pickups(now)  # a pick-up not yet seen must hold the AED back
         self.release_aeds(now)
         return incident
@@ -716,7 +729,7 @@ class AlarmCore:
             time.sleep(REMINDER_PAUSE_S)  # let intake and the relay write in between
         if sent:
             logger.info("%d certificate reminders sent", sent)
-            self.outbox_written()
+            self.outbox_written([])
         return sent
 
     def _remind(self, session: Session, responder: Responder, today: date,
@@ -756,7 +769,7 @@ class AlarmCore:
                             incident.id, link.fetcher_id, link.aed_id)
                 self._reassign(session, incident, link, now)
         if stale:
-            self.outbox_written()
+            self.outbox_written([])
 
     def _confirm_pickups(self, now: datetime) -> None:
         with self.writing(), session_scope(self.engine) as session:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from sqlalchemy import BigInteger, Column, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Index, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from fleet.db_types import UtcDateTime
@@ -83,6 +83,10 @@ class Cabinet(SQLModel, table=True):
 
 class ReadinessDeclaration(SQLModel, table=True):
     """A manager's statement that an AED is ready for deployment, as of `declared_at`."""
+
+    # The latest declaration of each AED is found through this index; without it SQLite joins
+    # by `declared_at` alone, which is quadratic when a bulk import gave many the same time.
+    __table_args__ = (Index("ix_readinessdeclaration_aed_declared", "aed_id", "declared_at"),)
 
     id: int | None = Field(default=None, primary_key=True)
     aed_id: str = Field(foreign_key="aed.id", index=True, max_length=64)

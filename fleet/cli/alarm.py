@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import signal
@@ -42,6 +43,10 @@ def alarm(ctx: Context, http: str | None) -> None:
     settings = ctx.settings
     core = AlarmCore(ctx.engine, settings)
     responders, aeds = core.load(datetime.now(UTC))
+    # The pools and the registry make a large, long-lived heap: leave it out of the garbage
+    # collector's full passes, which would otherwise pause an intake for 100 ms and more.
+    gc.collect()
+    gc.freeze()
     metrics = AlarmMetrics()
     try:
         runner = AlarmRunner(core, settings, metrics)

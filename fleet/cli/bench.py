@@ -109,11 +109,14 @@ def ingest_bench(cabinets: int, messages: int, database_url: str | None, quick: 
 @click.option("--postgis-sample", default=1_000, show_default=True)
 @click.option("--alerts", "alert_incidents", default=200, show_default=True,
               help="Incidents posted over HTTP and timed until all alerts are on the broker.")
+@click.option("--alerts-db", "alerts_server", default=None,
+              help="PostgreSQL server URL: the alarm core of the HTTP run uses a fresh "
+                   "database there instead of SQLite.")
 @click.option("--quick", is_flag=True,
               help="25,000 responders, 2,500 AEDs, 500 incidents: a smoke test.")
 def dispatch_bench(responders: int, aeds: int, incidents: int, naive_sample: int,
                    postgis_url: str | None, postgis_sample: int, alert_incidents: int,
-                   quick: bool) -> None:
+                   alerts_server: str | None, quick: bool) -> None:
     """Alarm core: selection p99 against geopy and PostGIS baselines; intake to alerts."""
     from alarm_core.bench import bench_dispatch
 
@@ -121,7 +124,7 @@ def dispatch_bench(responders: int, aeds: int, incidents: int, naive_sample: int
         responders, aeds, incidents = 25_000, 2_500, 500
         naive_sample, postgis_sample, alert_incidents = 3, 50, 20
     figures = bench_dispatch(responders, aeds, incidents, naive_sample, postgis_url,
-                             postgis_sample, alert_incidents,
+                             postgis_sample, alert_incidents, alerts_server,
                              progress=lambda m: click.echo(m, err=True))
     click.echo(f"selection of {figures['incidents']} incidents among {figures['responders']} "
                f"responders and {figures['aeds']} AEDs: p50 {figures['select_p50_ms']} ms, "
