@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import date, datetime, time
 
-from sqlalchemy import Column, Text, UniqueConstraint
+from pydantic import field_validator
+from sqlalchemy import BigInteger, Column, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from fleet.db_types import UtcDateTime
@@ -33,6 +34,12 @@ class ResponderBase(SQLModel):
 class ResponderCreate(ResponderBase):
     id: str = Field(regex=ID_PATTERN)
 
+    @field_validator("quiet_from", "quiet_until")
+    @classmethod
+    def _whole_minutes(cls, value: time | None) -> time | None:
+        """Quiet hours are kept to the minute (as the dispatch rules read them)."""
+        return None if value is None else value.replace(second=0, microsecond=0)
+
 
 class Responder(ResponderBase, table=True):
     id: str = Field(primary_key=True, max_length=64)
@@ -44,7 +51,8 @@ class Responder(ResponderBase, table=True):
     """Alarms in a row left unanswered; reset by any answer."""
     inactive_since: datetime | None = Field(default=None, sa_type=UtcDateTime)
     busy_incident: str | None = Field(default=None, max_length=40, index=True)
-    certificate_reminded_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    certificate_reminded_for: date | None = None
+    """The certificate (by its date) the responder was last reminded to renew."""
     created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime, index=True)
 
@@ -55,6 +63,9 @@ class ApiToken(SQLModel, table=True):
     __tablename__ = "api_token"
     id: int | None = Field(default=None, primary_key=True)
     caller: str = Field(max_length=100, index=True)
+    scope: str = Field(default="dispatch", max_length=16)
+    """`dispatch` (a 112 centre: incidents) or `responders` (a responder-app backend:
+    answers)."""
     token_sha256: str = Field(max_length=64, unique=True)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
     revoked_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
@@ -118,7 +129,11 @@ class IncidentAed(SQLModel, table=True):
     fetcher_id: str | None = Field(default=None, max_length=64)
     fetcher_since: datetime | None = Field(default=None, sa_type=UtcDateTime)
     fetcher_accepted: bool = False
+    tried: str = Field(default="", max_length=2000)
+    """Responders who were this AED's fetcher and declined or did not answer in time."""
     picked_up_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    picked_up_seq: int | None = Field(default=None, sa_type=BigInteger)
+    """The cabinet's seq of the pick-up event: only a later report can say the AED is back."""
     released_at: datetime | None = Field(default=None, sa_type=UtcDateTime, index=True)
 
 

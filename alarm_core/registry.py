@@ -19,6 +19,7 @@ from alarm_core.models import Responder, ResponderCreate
 from alarm_core.policy import DispatchPolicy
 from alarm_core.responders import Channel, Training, registration_problems
 from fleet.db import session_scope
+from fleet.models import utcnow
 
 CSV_COLUMNS = ("id", "name", "email", "phone", "date_of_birth", "certificate_date", "training",
                "channel", "available", "quiet_from", "quiet_until", "home_lat", "home_lon",
@@ -91,7 +92,7 @@ def register_responder(engine: Any, raw: dict[str, Any], now: datetime,
 
 
 def _upsert(session: Session, record: ResponderCreate, now: datetime) -> Responder:
-    values = record.model_dump()
+    values = record.model_dump(exclude_unset=True)
     responder = session.get(Responder, record.id)
     if responder is None:
         responder = Responder(**values, created_at=now, updated_at=now)
@@ -159,14 +160,18 @@ def import_responders(engine: Any, path: Path, now: datetime, policy: DispatchPo
         with session_scope(engine) as session:
             known = set(session.execute(sa_select(col(Responder.id)).where(
                 col(Responder.id).in_([r.id for r in records]))).scalars())
-            new = [{**r.model_dump(), "created_at": now, "updated_at": now,
+            stamp = utcnow()  # per chunk: a running alarm core's refresh sees each one
+            new = [{**r.model_dump(), "created_at": now, "updated_at": stamp,
                     "active": True, "ignored_in_row": 0}
                    for r in records if r.id not in known]
             if new:
                 session.execute(insert(Responder), new)
+            # A re-import changes what the file says; an absent or empty cell keeps the stored
+            # value (a file without quiet hours must not wipe everyone's quiet hours).
             for record in (r for r in records if r.id in known):
                 session.execute(update(Responder).where(col(Responder.id) == record.id)
-                                .values(**record.model_dump(), updated_at=now))
+                                .values(**record.model_dump(exclude_unset=True),
+                                        updated_at=stamp))
         report.created += len(new)
         report.updated += len(records) - len(new)
         if progress is not None:

@@ -69,11 +69,20 @@ def _plus_months(day: date, months: int, days: int) -> date:
 
 def in_quiet_hours(quiet_from: time | None, quiet_until: time | None, local: time) -> bool:
     """Whether local wall-clock time `local` is inside [quiet_from, quiet_until), which may wrap."""
-    if quiet_from is None or quiet_until is None or quiet_from == quiet_until:
+    if quiet_from is None or quiet_until is None:
         return False
-    if quiet_from < quiet_until:
-        return quiet_from <= local < quiet_until
-    return local >= quiet_from or local < quiet_until
+    # Whole minutes, as the pools keep them: both ways of asking must give one answer.
+    start, end = _minute(quiet_from), _minute(quiet_until)
+    now = _minute(local)
+    if start == end:
+        return False
+    if start < end:
+        return start <= now < end
+    return now >= start or now < end
+
+
+def _minute(moment: time) -> int:
+    return moment.hour * 60 + moment.minute
 
 
 def not_alertable_reason(facts: ResponderFacts, local_now: datetime,

@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiomqtt
-from sqlalchemy import or_, update
+from sqlalchemy import func, or_, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col
 
@@ -46,6 +46,7 @@ from fleet.settings import Settings
 logger = logging.getLogger(__name__)
 
 BATCH = 500
+REMINDER_INTERVAL_S = 3_600.0
 SMALL_BATCH = 20
 NON_URGENT_PER_S = 50.0
 IN_FLIGHT = 1_000
@@ -103,6 +104,8 @@ class AlarmRunner:
         # not sent twice.
         self._recent: set[int] = set()
         self._recent_order: deque[int] = deque(maxlen=20_000)
+        self._sms_in_flight: set[int] = set()
+        self._sms_tasks: set[asyncio.Task[None]] = set()
 
     def wake(self, fresh: list[Committed]) -> None:
         """Thread-safe: there are new outbox messages, and these alerts can go at once."""
@@ -136,7 +139,9 @@ class AlarmRunner:
         timers = [asyncio.create_task(self._every(self.settings.alarm.tick_interval_s,
                                                   self.core.tick, stop)),
                   asyncio.create_task(self._every(self.settings.alarm.refresh_interval_s,
-                                                  self.core.refresh, stop))]
+                                                  self.core.refresh, stop)),
+                  asyncio.create_task(self._every(REMINDER_INTERVAL_S,
+                                                  self.core.remind_certificates, stop))]
         try:
             while not stop.is_set():
                 try:
@@ -186,6 +191,9 @@ class AlarmRunner:
             for task in [*tasks, stopper]:
                 task.cancel()
             await asyncio.gather(*tasks, stopper, return_exceptions=True)
+            # What was handed over and not sent stays in the table: the poll sends it after
+            # the reconnect, unless it has expired meanwhile.
+            self._handed.clear()
             for task in done:
                 if task is not stopper and task.exception() is not None:
                     raise task.exception()  # type: ignore[misc]
@@ -195,21 +203,32 @@ class AlarmRunner:
     async def _relay(self, client: aiomqtt.Client, stop: asyncio.Event) -> None:
         assert self._wake is not None
         while not stop.is_set():
-            self._wake.clear()
-            batch = self._take_handed() or await asyncio.to_thread(self._pending)
-            pause = 1.0
-            if batch:
-                await self._deliver(client, batch)
-                if batch[0].urgent:
-                    if len(batch) == BATCH:
-                        continue
-                else:
-                    # Questionnaires and reminders trickle out, so that they never compete
-                    # with alerts for the broker, the database or the processor; an alert
-                    # written meanwhile wakes the relay at once.
-                    pause = len(batch) / NON_URGENT_PER_S
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), pause)
+            try:
+                await self._relay_once(client)
+            except aiomqtt.MqttError:
+                raise  # the session ends; run() reconnects
+            except Exception:  # the database, most likely: log, wait, go on
+                logger.exception("outbox relay failed; retrying in 1 s")
+                await asyncio.sleep(1.0)
+
+    async def _relay_once(self, client: aiomqtt.Client) -> None:
+        """Send one batch: alerts handed over by the intake, else what the table holds."""
+        assert self._wake is not None
+        self._wake.clear()
+        batch = self._take_handed() or await asyncio.to_thread(self._pending)
+        pause = 1.0
+        if batch:
+            await self._deliver(client, batch)
+            if batch[0].urgent:
+                if len(batch) == BATCH:
+                    return
+            else:
+                # Questionnaires and reminders trickle out, so that they never compete with
+                # alerts for the broker, the database or the processor; an alert written
+                # meanwhile wakes the relay at once.
+                pause = len(batch) / NON_URGENT_PER_S
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), pause)
 
     def _pending(self) -> list[Delivery]:
         with Session(self.core.engine) as session:
@@ -230,12 +249,15 @@ class AlarmRunner:
                 # waits for at most one of them.
                 rows = session.execute(due.where(col(OutboxMessage.urgent).is_(False))
                                        .limit(SMALL_BATCH)).scalars().all()
+            rows = [m for m in rows if m.id not in self._sms_in_flight]
+            self.metrics.outbox_pending.set(session.execute(
+                sa_select(func.count()).select_from(OutboxMessage)
+                .where(col(OutboxMessage.sent_at).is_(None))).scalar_one())
             phones: dict[str, str | None] = {}
             sms_ids = {m.topic.split("/")[1] for m in rows if m.channel == "sms"}
             if sms_ids:
                 phones = dict(session.execute(sa_select(col(Responder.id), col(Responder.phone))
                                               .where(col(Responder.id).in_(sms_ids))).all())
-            self.metrics.outbox_pending.set(len(rows))
             return [Delivery(m.id or 0, m.channel, m.topic, m.payload,
                              phones.get(m.topic.split("/")[1]), m.attempts, m.urgent)
                     for m in rows]
@@ -251,14 +273,13 @@ class AlarmRunner:
         self._remember(sent)
         self.metrics.published.labels("mqtt").inc(len(sent))
         self.metrics.send_failures.labels("mqtt").inc(len(failed))
-        for delivery in (d for d in batch if d.channel == "sms"):
-            try:
-                await asyncio.to_thread(self._send_sms, delivery)
-                sent.append(delivery.id)
-                self.metrics.published.labels("sms").inc()
-            except Exception as exc:  # noqa: BLE001 -- one SMS never stops the relay
-                failed.append((delivery, str(exc) or type(exc).__name__))
-                self.metrics.send_failures.labels("sms").inc()
+        sms = [d for d in batch if d.channel == "sms"]
+        if sms:
+            # An SMS gateway can be slow or down: its sends never hold up an alert.
+            self._sms_in_flight.update(d.id for d in sms)
+            task = asyncio.create_task(self._deliver_sms(sms))
+            self._sms_tasks.add(task)
+            task.add_done_callback(self._sms_tasks.discard)
         published = time.perf_counter()
         await asyncio.to_thread(self._mark, sent, failed)
         logger.debug("relay: %d messages published in %.1f ms, marked in %.1f ms", len(batch),
@@ -268,6 +289,24 @@ class AlarmRunner:
                            failed[0][1])
             if any(isinstance(r, aiomqtt.MqttError) for r in results):
                 raise aiomqtt.MqttError("publishing failed")
+
+    async def _deliver_sms(self, batch: list[Delivery]) -> None:
+        sent: list[int] = []
+        failed: list[tuple[Delivery, str]] = []
+        try:
+            for delivery in batch:
+                try:
+                    await asyncio.to_thread(self._send_sms, delivery)
+                    sent.append(delivery.id)
+                    self.metrics.published.labels("sms").inc()
+                except Exception as exc:  # noqa: BLE001 -- one SMS never stops the others
+                    failed.append((delivery, str(exc) or type(exc).__name__))
+                    self.metrics.send_failures.labels("sms").inc()
+            await asyncio.to_thread(self._mark, sent, failed)
+        except Exception:
+            logger.exception("SMS delivery failed; retried from the outbox")
+        finally:
+            self._sms_in_flight.difference_update(d.id for d in batch)
 
     def _send_sms(self, delivery: Delivery) -> None:
         if self.sms is None or not delivery.phone:
@@ -282,7 +321,10 @@ class AlarmRunner:
                 session.execute(update(OutboxMessage).where(col(OutboxMessage.id).in_(sent))
                                 .values(sent_at=now))
             for delivery, error in failed:
-                backoff = timedelta(seconds=min(60, 2 ** delivery.attempts))
+                # An MQTT failure is the broker's: all wait for the reconnect and then go in
+                # order (an alert never after its cancel). An SMS backs off on its own.
+                backoff = timedelta(seconds=0 if delivery.channel == "mqtt"
+                                    else min(60, 2 ** delivery.attempts))
                 session.execute(update(OutboxMessage).where(col(OutboxMessage.id) == delivery.id)
                                 .values(attempts=delivery.attempts + 1, last_error=error[:300],
                                         next_attempt_at=now + backoff))

@@ -119,10 +119,17 @@ def _round(value: float | None) -> float | None:
 
 def select_plan(lat: float, lon: float, at: datetime, responders: ResponderPool,
                 aeds: AedPool, policy: DispatchPolicy, tz_name: str = "Europe/Amsterdam",
-                country: str | None = "NL") -> Plan:
-    """The plan for a cardiac arrest at (lat, lon) called in at `at` (aware)."""
+                country: str | None = "NL", *,
+                exclude_responders: frozenset[str] = frozenset(),
+                exclude_aeds: frozenset[str] = frozenset()) -> Plan:
+    """The plan for a cardiac arrest at (lat, lon) called in at `at` (aware), leaving out the
+    excluded responders and AEDs."""
     local = at.astimezone(ZoneInfo(tz_name))
     slots, distances = responders.near(lat, lon, policy.max_search_radius_m, local)
+    if exclude_responders:
+        keep = np.array([responders.ids[s] not in exclude_responders for s in slots.tolist()],
+                        dtype=bool)
+        slots, distances = slots[keep], distances[keep]
     radius = policy.max_search_radius_m
     for step in policy.radius_steps():
         if int(np.searchsorted(distances, step, side="right")) >= policy.min_responders:
@@ -131,7 +138,7 @@ def select_plan(lat: float, lon: float, at: datetime, responders: ResponderPool,
     count = min(int(np.searchsorted(distances, radius, side="right")), policy.max_alerted)
     slots, distances = slots[:count], distances[:count]
 
-    chosen, skipped = choose_aeds(lat, lon, at, aeds, policy, tz_name, country)
+    chosen, skipped = choose_aeds(lat, lon, at, aeds, policy, tz_name, country, exclude_aeds)
     travel = TravelModel(policy.speed_mps, policy.turnout_s)
     ids = [responders.ids[int(s)] for s in slots]
     positions = np.array([responders.index.position(int(s)) for s in slots]).reshape(-1, 3)
@@ -144,7 +151,7 @@ def _aed_id(aed_ids: dict[int, str], column: int | None) -> str | None:
 
 
 def choose_aeds(lat: float, lon: float, at: datetime, aeds: AedPool, policy: DispatchPolicy,
-                tz_name: str, country: str | None,
+                tz_name: str, country: str | None, exclude: frozenset[str] = frozenset(),
                 ) -> tuple[list[tuple[int, float, str]], dict[str, str]]:
     """Up to `max_aeds` deployable AEDs nearest the victim: (slot, distance, access reason)."""
     slots, distances = aeds.index.within(to_xyz(lat, lon), policy.aed_search_radius_m)
@@ -154,7 +161,8 @@ def choose_aeds(lat: float, lon: float, at: datetime, aeds: AedPool, policy: Dis
         if len(chosen) == policy.max_aeds:
             break
         entry = aeds.entries[slot]
-        reason = _not_deployable(slot, aeds, policy, at, tz_name, country)
+        reason = "refuted" if entry.id in exclude else \
+            _not_deployable(slot, aeds, policy, at, tz_name, country)
         if reason is None:
             chosen.append((slot, distance, "always_open" if is_always_open(entry.opening_hours)
                            else "open"))

@@ -16,16 +16,18 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, NamedTuple
 
+import numpy as np
 from dateutil.relativedelta import relativedelta
-from sqlalchemy import delete, insert, update
+from sqlalchemy import delete, insert, or_, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col
 
 from alarm_core import loading
 from alarm_core.errors import Conflict, NotFound, Refused
+from alarm_core.geo import chord_to_arc
 from alarm_core.models import (
     AftercareTask,
     Incident,
@@ -61,7 +63,7 @@ logger = logging.getLogger(__name__)
 
 OPEN_STATES = ("dispatched", "no_responders")
 PICK_UP_EVENTS = ("door_opened", "aed_removed")
-MAX_REPLANS = 5
+MAX_REPLANS = 8
 URGENT = ("alert", "cancel")
 REMINDERS_PER_RUN = 5_000
 REMINDER_CHUNK = 100
@@ -108,7 +110,6 @@ class AlarmCore:
         self._locator: MunicipalityLocator | None = None
         self._refreshed_at: datetime | None = None
         self._full_at: datetime | None = None
-        self._reminded_at: datetime | None = None
         self.outbox_written: Callable[[list[Committed]], None] = lambda _fresh: None
         """Called after a commit that wrote outbox messages: the relay wakes up, and takes the
         alerts handed to it at once instead of reading them back."""
@@ -254,10 +255,14 @@ class AlarmCore:
             self.responders.set_flag(assignment.responder_id, "busy", True)
         self.outbox_written(fresh)
         if plan.aeds:
-            # After the alerts are on their way: the AEDs' readiness now says `in_use`.
-            with self.writing(), session_scope(self.engine) as session:
-                ReadinessRecorder(session, self.settings, now).refresh(
-                    [a.id for a in plan.aeds], "dispatched")
+            # After the alerts are on their way: the AEDs' readiness now says `in_use`. The
+            # call is dispatched whatever happens here; the sweep records it otherwise.
+            try:
+                with self.writing(), session_scope(self.engine) as session:
+                    ReadinessRecorder(session, self.settings, now).refresh(
+                        [a.id for a in plan.aeds], "dispatched")
+            except Exception:
+                logger.exception("incident %s: readiness of its AEDs not recorded", incident.id)
         logger.info("incident %s (%s): %d responders, %d AEDs alerted (%.1f ms)", incident.id,
                     request.reference, len(plan.responders), len(plan.aeds),
                     (time.perf_counter() - started) * 1000)
@@ -267,40 +272,74 @@ class AlarmCore:
                       now: datetime) -> Plan:
         """A plan whose every AED and responder the database confirms, claimed for this incident.
 
-        The pools may be seconds behind the database; what they got wrong is corrected in them
-        and the plan made again.
+        The pools may be seconds behind the database. What they got wrong is corrected in
+        them, whoever the database refutes is left out, and the plan is made again; claims are
+        compare-and-sets, so an AED or a responder taken meanwhile is left out in the same way.
         """
+        left_out_aeds: set[str] = set()
+        left_out_responders: set[str] = set()
         for _attempt in range(MAX_REPLANS):
             plan = select_plan(lat, lon, now, self.responders, self.aeds, self.policy,
-                               self.settings.timezone, self.settings.country)
-            if self._confirm_aeds(session, plan, now) and self._confirm_responders(
-                    session, plan, now):
-                break
-        else:
-            raise Refused("dispatch_unstable", "the registry kept changing while planning; "
-                          "try again", status=503)
+                               self.settings.timezone, self.settings.country,
+                               exclude_responders=frozenset(left_out_responders),
+                               exclude_aeds=frozenset(left_out_aeds))
+            stale_aeds, refuted_aeds = self._check_aeds(session, plan, now)
+            refuted_responders = self._check_responders(session, plan, now)
+            left_out_aeds |= refuted_aeds
+            left_out_responders |= refuted_responders
+            if stale_aeds or refuted_aeds or refuted_responders:
+                continue
+            taken_aeds, taken_responders = self._claim(session, plan, incident_id, now)
+            if not taken_aeds and not taken_responders:
+                return plan
+            left_out_aeds |= taken_aeds
+            left_out_responders |= taken_responders
+        raise Refused("dispatch_unstable", "the registry kept changing while planning; "
+                      "try again", status=503)
+
+    def _claim(self, session: Session, plan: Plan, incident_id: str,
+               now: datetime) -> tuple[set[str], set[str]]:
+        """Mark the plan's AEDs in use and its responders busy, each only if still free;
+        returns what was taken meanwhile (and then releases this attempt's claims)."""
+        taken_aeds = set()
         for chosen in plan.aeds:
             claimed = session.execute(
                 update(Aed).where(col(Aed.id) == chosen.id, col(Aed.in_use_incident).is_(None))
                 .values(in_use_incident=incident_id, updated_at=now))
             if claimed.rowcount != 1:  # type: ignore[attr-defined]
-                raise Refused("dispatch_unstable", f"AED {chosen.id} was taken meanwhile",
-                              status=503)
-        if plan.responders:
+                taken_aeds.add(chosen.id)
+                self.aeds.set_in_use(chosen.id, True)
+        ids = [a.responder_id for a in plan.responders]
+        if ids:
             session.execute(update(Responder).where(
-                col(Responder.id).in_([a.responder_id for a in plan.responders]))
+                col(Responder.id).in_(ids), col(Responder.busy_incident).is_(None))
                 .values(busy_incident=incident_id, updated_at=now))
-        return plan
+            mine = set(session.execute(sa_select(col(Responder.id)).where(
+                col(Responder.id).in_(ids),
+                col(Responder.busy_incident) == incident_id)).scalars())
+            taken_responders = set(ids) - mine
+        else:
+            taken_responders = set()
+        for responder_id in taken_responders:
+            self.responders.set_flag(responder_id, "busy", True)
+        if taken_aeds or taken_responders:
+            session.execute(update(Aed).where(col(Aed.in_use_incident) == incident_id)
+                            .values(in_use_incident=None))
+            session.execute(update(Responder).where(col(Responder.busy_incident) == incident_id)
+                            .values(busy_incident=None))
+        return taken_aeds, taken_responders
 
-    def _confirm_aeds(self, session: Session, plan: Plan, now: datetime) -> bool:
+    def _check_aeds(self, session: Session, plan: Plan,
+                    now: datetime) -> tuple[set[str], set[str]]:
+        """AEDs whose pool entry was stale (corrected), and those the database refutes."""
         if not plan.aeds:
-            return True
+            return set(), set()
         fresh = readiness_of(session, self.settings, now, [a.id for a in plan.aeds])
-        ok = True
+        stale, refuted = set(), set()
         for chosen in plan.aeds:
             if chosen.id not in fresh:
                 self.aeds.remove(chosen.id)
-                ok = False
+                refuted.add(chosen.id)
                 continue
             aed, readiness = fresh[chosen.id]
             state = readiness.state.value
@@ -312,29 +351,34 @@ class AlarmCore:
                 deployable = deployable and aed.access == "public" and \
                     is_always_open(aed.opening_hours)
             if not (deployable and access.accessible and aed.in_use_incident is None):
+                refuted.add(chosen.id)
+            elif state != chosen.readiness:
+                # Deployable, but the alert must say what the database says (`unverified`).
+                stale.add(chosen.id)
+            if chosen.id in refuted or chosen.id in stale:
                 self.aeds.upsert(loading.aed_entry(aed, state))
-                ok = False
-        return ok
+        return stale, refuted
 
-    def _confirm_responders(self, session: Session, plan: Plan, now: datetime) -> bool:
+    def _check_responders(self, session: Session, plan: Plan, now: datetime) -> set[str]:
+        """Responders the database says must not be alerted (their pool entries corrected)."""
         if not plan.responders:
-            return True
+            return set()
         ids = [a.responder_id for a in plan.responders]
         rows = {row.id: row for row in session.execute(
             sa_select(*loading.RESPONDER_COLUMNS).where(col(Responder.id).in_(ids)))}
         local = loading.local(self.settings, now)
         work = loading.at_work(self.settings, now)
-        ok = True
+        refuted = set()
         for responder_id in ids:
             row = rows.get(responder_id)
             if row is None:
                 self.responders.remove(responder_id)
-                ok = False
+                refuted.add(responder_id)
             elif not_alertable_reason(loading.responder_facts(row), local, self.policy) \
                     or (row.channel != "app" and not self.responders.include_sms):
                 self.responders.upsert(loading.responder_entry(row, now, work, self.policy))
-                ok = False
-        return ok
+                refuted.add(responder_id)
+        return refuted
 
     def _store_plan(self, session: Session, incident: Incident, plan: Plan,
                     now: datetime) -> list[Committed]:
@@ -434,12 +478,12 @@ class AlarmCore:
         with self.writing(), session_scope(self.engine) as session:
             incident = self._open_incident(session, incident_id)
             alert = self._alert_of(session, incident_id, responder_id)
-            if alert.status == "cancelled":
-                return AnswerResult("cancelled", alert.role, alert.aed_id)
             responder = session.get(Responder, responder_id)
             assert responder is not None
-            responder.ignored_in_row = 0
+            responder.ignored_in_row = 0  # any answer shows the profile is alive
             session.add(responder)
+            if alert.status == "cancelled":
+                return AnswerResult("cancelled", alert.role, alert.aed_id)
             if answer == "accept":
                 result = self._accept(session, incident, alert, now)
             else:
@@ -526,39 +570,57 @@ class AlarmCore:
         """Give an AED whose fetcher declined or did not answer to the next best responder.
 
         First choice: someone already sent via this AED (accepted ones first, then by expected
-        time); otherwise the fastest other responder still in play, who gets a new alert.
+        time); otherwise the responder who would bring it fastest (responder -> AED ->
+        victim), who gets a new alert naming it. Never someone who already held it and let it
+        go, and never the nearest responder, who is doing CPR.
         """
-        alerts = [a for a in self._alerts(session, incident.id)
-                  if a.status in ("alerted", "accepted") and a.responder_id != link.fetcher_id]
+        if link.fetcher_id is not None:
+            link.tried = " ".join([*link.tried.split(), link.fetcher_id])[-2000:]
+        tried = set(link.tried.split())
+        alerts = self._alerts(session, incident.id)
+        nearest = min(alerts, key=lambda a: a.distance_m).responder_id if alerts else None
         fetchers = {li.fetcher_id for li in self._links(session, incident.id)}
-        same = [a for a in alerts if a.role == Role.FETCH_AED and a.aed_id == link.aed_id
-                and a.responder_id not in fetchers]
-        same.sort(key=lambda a: (a.status != "accepted", a.eta_s))
+        candidates = [a for a in alerts if a.status in ("alerted", "accepted")
+                      and a.responder_id not in tried and a.responder_id not in fetchers
+                      and not (a.responder_id == nearest and len(alerts) > 1)]
+        same = sorted((a for a in candidates if a.role == Role.FETCH_AED
+                       and a.aed_id == link.aed_id),
+                      key=lambda a: (a.status != "accepted", a.eta_s))
         if same:
             chosen = same[0]
-        else:
-            others = [a for a in alerts if a.responder_id not in fetchers]
-            if not others:
-                logger.warning("incident %s: nobody left to fetch AED %s", incident.id,
-                               link.aed_id)
-                if link.fetcher_id is not None:
-                    former = self._alert_of(session, incident.id, link.fetcher_id)
-                    former.designated = False
-                    session.add(former)
-                link.fetcher_id, link.fetcher_accepted = None, False
-                session.add(link)
-                return
-            chosen = min(others, key=lambda a: (a.status != "alerted", a.eta_s))
+        elif candidates:
+            chosen = min(candidates, key=lambda a: (a.status != "alerted",
+                                                    self._via_metres(a.responder_id, link)))
             chosen.role, chosen.aed_id = Role.FETCH_AED, link.aed_id
             self._send_alert(session, incident, chosen.responder_id, Role.FETCH_AED,
                              self._aed_parts(session, incident.id)[link.aed_id],
                              self._channel(session, chosen.responder_id), now)
+        else:
+            logger.warning("incident %s: nobody left to fetch AED %s", incident.id,
+                           link.aed_id)
+            if link.fetcher_id is not None:
+                former = self._alert_of(session, incident.id, link.fetcher_id)
+                former.designated = False
+                session.add(former)
+            link.fetcher_id, link.fetcher_accepted = None, False
+            session.add(link)
+            return
         self._designate(session, link, chosen, now)
         if chosen.status == "accepted":
             link.fetcher_accepted = True
             session.add(link)
         logger.info("incident %s: AED %s reassigned to %s", incident.id, link.aed_id,
                     chosen.responder_id)
+
+    def _via_metres(self, responder_id: str, link: IncidentAed) -> float:
+        """Responder -> AED -> victim, from the responder's place in the pool."""
+        slot = self.responders.slot_of.get(responder_id)
+        aed_slot = self.aeds.slot_of.get(link.aed_id)
+        if slot is None or aed_slot is None:
+            return float("inf")
+        leg = chord_to_arc(float(np.linalg.norm(self.responders.index.position(slot)
+                                                - self.aeds.index.position(aed_slot))))
+        return float(leg) + link.distance_m
 
     def _stand_down_if_enough(self, session: Session, incident: Incident,
                               now: datetime) -> list[str]:
@@ -695,9 +757,6 @@ class AlarmCore:
         self._close_timed_out(now)
         self.release_aeds(now)
         self.purge_locations(now)
-        if self._reminded_at is None or now - self._reminded_at >= timedelta(hours=1):
-            self.remind_certificates(now)
-            self._reminded_at = now
 
     def remind_certificates(self, now: datetime, limit: int = REMINDERS_PER_RUN) -> int:
         """Tell responders whose certificate runs out within the reminder window (or has run
@@ -711,36 +770,31 @@ class AlarmCore:
         # valid_until - today <= reminder days, with valid_until = date + months - 1 day
         latest = today + relativedelta(days=policy.certificate_reminder_days + 1,
                                        months=-policy.certificate_valid_months)
+        due = (sa_select(Responder).where(
+            col(Responder.certificate_date).is_not(None),
+            col(Responder.certificate_date) <= latest,
+            or_(col(Responder.certificate_reminded_for).is_(None),
+                col(Responder.certificate_reminded_for) != col(Responder.certificate_date))))
+        if not self.responders.include_sms:  # no way to reach them yet
+            due = due.where(col(Responder.channel) == "app")
         sent = 0
-        after = ""
         while sent < limit:
             with self.writing(), session_scope(self.engine) as session:
-                due = session.execute(sa_select(Responder).where(
-                    col(Responder.id) > after,
-                    col(Responder.certificate_date).is_not(None),
-                    col(Responder.certificate_date) <= latest)
-                    .order_by(col(Responder.id)).limit(REMINDER_CHUNK)).scalars().all()
-                for responder in due:
-                    if sent < limit and self._remind(session, responder, today, now):
-                        sent += 1
-            if len(due) < REMINDER_CHUNK:
+                chunk = session.execute(due.order_by(col(Responder.id))
+                                        .limit(min(REMINDER_CHUNK, limit - sent))).scalars().all()
+                for responder in chunk:
+                    self._remind(session, responder, today)
+            sent += len(chunk)
+            if len(chunk) < REMINDER_CHUNK:
                 break
-            after = due[-1].id
             time.sleep(REMINDER_PAUSE_S)  # let intake and the relay write in between
         if sent:
             logger.info("%d certificate reminders sent", sent)
             self.outbox_written([])
         return sent
 
-    def _remind(self, session: Session, responder: Responder, today: date,
-                now: datetime) -> bool:
+    def _remind(self, session: Session, responder: Responder, today: date) -> None:
         assert responder.certificate_date is not None
-        if responder.channel != "app" and not self.responders.include_sms:
-            return False  # no way to reach them yet; reminded once a gateway is set
-        issued = datetime.combine(responder.certificate_date, datetime.min.time(), tzinfo=UTC)
-        if responder.certificate_reminded_at is not None and \
-                responder.certificate_reminded_at >= issued:
-            return False
         until = certificate_valid_until(responder.certificate_date, self.policy)
         expired = until < today
         self._send(session, responder.id, "notice",
@@ -750,9 +804,8 @@ class AlarmCore:
                     f"your CPR/AED certificate is valid until {until.isoformat()}; renew it "
                     "to keep receiving alarms"},
                    responder.channel)
-        responder.certificate_reminded_at = now
+        responder.certificate_reminded_for = responder.certificate_date
         session.add(responder)
-        return True
 
     def _fetcher_timeouts(self, now: datetime) -> None:
         limit = now - timedelta(seconds=self.policy.fetcher_timeout_s)
@@ -760,7 +813,7 @@ class AlarmCore:
             stale = list(session.execute(sa_select(IncidentAed).join(
                 Incident, col(Incident.id) == IncidentAed.incident_id).where(
                 col(Incident.state).in_(OPEN_STATES), col(IncidentAed.fetcher_accepted).is_(False),
-                col(IncidentAed.fetcher_id).is_not(None),
+                col(IncidentAed.fetcher_id).is_not(None), col(IncidentAed.picked_up_at).is_(None),
                 col(IncidentAed.fetcher_since) <= limit)).scalars())
             for link in stale:
                 incident = session.get(Incident, link.incident_id)
@@ -781,13 +834,16 @@ class AlarmCore:
                        col(IncidentAed.released_at).is_(None))).all()
             for link, dispatched_at, device_id in waiting:
                 event = session.execute(
-                    sa_select(col(DeviceEvent.ts)).where(
+                    sa_select(col(DeviceEvent.ts), col(DeviceEvent.seq)).where(
                         col(DeviceEvent.device_id) == device_id,
                         col(DeviceEvent.type).in_(PICK_UP_EVENTS),
                         col(DeviceEvent.received_at) >= dispatched_at)
-                    .order_by(col(DeviceEvent.ts)).limit(1)).scalar_one_or_none()
+                    .order_by(col(DeviceEvent.seq)).limit(1)).first()
                 if event is not None:
-                    link.picked_up_at = event
+                    link.picked_up_at, link.picked_up_seq = event.ts, event.seq
+                    # Taken from its cabinet: someone is bringing it, whether or not they
+                    # pressed accept; it is not offered to anyone else.
+                    link.fetcher_accepted = True
                     session.add(link)
                     logger.info("incident %s: AED %s picked up", link.incident_id, link.aed_id)
 
@@ -806,14 +862,14 @@ class AlarmCore:
         with self.writing(), session_scope(self.engine) as session:
             rows = session.execute(
                 sa_select(IncidentAed, Incident, col(TelemetryState.aed_present),
-                          col(TelemetryState.received_at))
+                          col(TelemetryState.seq))
                 .join(Incident, col(Incident.id) == IncidentAed.incident_id)
                 .outerjoin(Cabinet, col(Cabinet.aed_id) == IncidentAed.aed_id)
                 .outerjoin(TelemetryState, col(TelemetryState.device_id) == Cabinet.device_id)
                 .where(col(Incident.state) == "closed", col(IncidentAed.released_at).is_(None))
             ).all()
-            for link, incident, present, reported_at in rows:
-                if self._is_back(session, link, incident, present, reported_at):
+            for link, incident, present, seq in rows:
+                if self._is_back(session, link, incident, present, seq):
                     link.released_at = now
                     session.add(link)
                     session.execute(update(Aed).where(col(Aed.id) == link.aed_id,
@@ -827,12 +883,20 @@ class AlarmCore:
         return released
 
     def _is_back(self, session: Session, link: IncidentAed, incident: Incident,
-                 present: bool | None, reported_at: datetime | None) -> bool:
-        if reported_at is not None:  # a monitored cabinet: its report decides
-            if link.picked_up_at is not None:
-                return bool(present) and reported_at > link.picked_up_at
-            return bool(present)
-        if not link.fetcher_accepted:  # unmonitored and nobody went for it
+                 present: bool | None, seq: int | None) -> bool:
+        """Whether an AED sent to a closed incident is back in service.
+
+        A cabinet that reports whether its AED is present decides, by its own order of
+        messages (seq), so a report sent before the pick-up never counts as the return.
+        Otherwise: back at once if nobody went for it, else when its manager declares it
+        ready again after the incident closed (a declaration while it may still be at the
+        victim says nothing about its return).
+        """
+        if present is not None and seq is not None:
+            if link.picked_up_seq is not None:
+                return present and seq > link.picked_up_seq
+            return present
+        if not link.fetcher_accepted:
             return True
         declared = session.execute(sa_select(col(ReadinessDeclaration.id)).where(
             col(ReadinessDeclaration.aed_id) == link.aed_id,

@@ -22,11 +22,18 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_token(engine: Any, caller: str, now: datetime) -> str:
+SCOPES = {"dispatch": "a 112 dispatch centre: posts, reads and closes its incidents",
+          "responders": "a responder-app backend: posts responders' answers"}
+
+
+def create_token(engine: Any, caller: str, now: datetime, scope: str = "dispatch") -> str:
     """A new token for `caller`; only its digest is stored, so it is shown once."""
+    if scope not in SCOPES:
+        raise ValueError(f"unknown scope {scope!r}; one of {', '.join(SCOPES)}")
     token = secrets.token_urlsafe(32)
     with session_scope(engine) as session:
-        session.add(ApiToken(caller=caller, token_sha256=token_digest(token), created_at=now))
+        session.add(ApiToken(caller=caller, scope=scope, token_sha256=token_digest(token),
+                             created_at=now))
     return token
 
 
@@ -38,24 +45,32 @@ def revoke_tokens(engine: Any, caller: str, now: datetime) -> int:
         return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
-def caller_of(engine: Any, token: str) -> str | None:
+def caller_of(engine: Any, token: str) -> tuple[str, str] | None:
+    """The caller and scope of an unrevoked token."""
     with Session(engine) as session:
-        return session.execute(sa_select(col(ApiToken.caller)).where(
+        row = session.execute(sa_select(col(ApiToken.caller), col(ApiToken.scope)).where(
             col(ApiToken.token_sha256) == token_digest(token),
-            col(ApiToken.revoked_at).is_(None))).scalar_one_or_none()
+            col(ApiToken.revoked_at).is_(None))).first()
+        return None if row is None else (row[0], row[1])
 
 
-def token_required(view: Any) -> Any:
-    """The request must carry `Authorization: Bearer <token>` of a known, unrevoked caller."""
-    @wraps(view)
-    def wrapped(*args: Any, **kwargs: Any) -> Any:
-        header = request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise Refused("unauthorized", "send Authorization: Bearer <token>", status=401)
-        caller = caller_of(current_app.config["ENGINE"], token.strip())
-        if caller is None:
-            raise Refused("unauthorized", "unknown or revoked token", status=401)
-        g.caller = caller
-        return view(*args, **kwargs)
-    return wrapped
+def token_required(scope: str) -> Any:
+    """The request must carry `Authorization: Bearer <token>` of a known, unrevoked caller
+    whose token has this scope."""
+    def decorate(view: Any) -> Any:
+        @wraps(view)
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            header = request.headers.get("Authorization", "")
+            kind, _, token = header.partition(" ")
+            if kind.lower() != "bearer" or not token.strip():
+                raise Refused("unauthorized", "send Authorization: Bearer <token>", status=401)
+            found = caller_of(current_app.config["ENGINE"], token.strip())
+            if found is None:
+                raise Refused("unauthorized", "unknown or revoked token", status=401)
+            if found[1] != scope:
+                raise Refused("forbidden", f"this token's scope is {found[1]}, not {scope}",
+                              status=403)
+            g.caller = found[0]
+            return view(*args, **kwargs)
+        return wrapped
+    return decorate

@@ -177,12 +177,15 @@ def tokens() -> None:
 
 @tokens.command("create")
 @click.argument("caller")
+@click.option("--scope", type=click.Choice(["dispatch", "responders"]), default="dispatch",
+              show_default=True, help="dispatch: a 112 centre (incidents); responders: a "
+              "responder-app backend (answers).")
 @pass_context
-def tokens_create(ctx: Context, caller: str) -> None:
+def tokens_create(ctx: Context, caller: str, scope: str) -> None:
     """Print a new token for CALLER (shown once; only its digest is stored)."""
     from web.auth import create_token
 
-    click.echo(create_token(ctx.engine, caller, datetime.now(UTC)))
+    click.echo(create_token(ctx.engine, caller, datetime.now(UTC), scope))
 
 
 @tokens.command("revoke")

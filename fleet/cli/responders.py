@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import click
 from sqlalchemy import func
@@ -32,7 +33,9 @@ def import_command(ctx: Context, file: Path, as_json: bool) -> None:
 
     rows, bad = read_responder_csv(file)
     with progress_bar(len(rows), f"importing {file.name}") as bar:
-        report = import_responders(ctx.engine, file, datetime.now(UTC), ctx.settings.dispatch,
+        # Dates are checked against the local calendar (a certificate dated today is valid).
+        local_now = datetime.now(ZoneInfo(ctx.settings.timezone))
+        report = import_responders(ctx.engine, file, local_now, ctx.settings.dispatch,
                                    progress=bar)
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=2))

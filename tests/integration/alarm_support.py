@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, func, update
 from sqlmodel import Session, col, select
 
 from alarm_core.models import (
@@ -111,7 +111,7 @@ def report_cabinet(engine: Engine, device_id: str, at: datetime, **changes: Any)
     with session_scope(engine) as session:
         state = session.get(TelemetryState, device_id)
         assert state is not None, f"cabinet {device_id} never reported"
-        values = {**_healthy_state(device_id, state.seq + 1, at), **changes}
+        values = {**_healthy_state(device_id, _next_seq(session, device_id), at), **changes}
         for name, value in values.items():
             setattr(state, name, value)
         session.add(state)
@@ -120,10 +120,16 @@ def report_cabinet(engine: Engine, device_id: str, at: datetime, **changes: Any)
 def record_device_event(engine: Engine, device_id: str, kind: str, at: datetime) -> None:
     """A cabinet event (e.g. `door_opened`) that happened and arrived at `at`."""
     with session_scope(engine) as session:
-        earlier = session.exec(select(DeviceEvent.id)
-                               .where(DeviceEvent.device_id == device_id)).all()
-        session.add(DeviceEvent(device_id=device_id, seq=1000 + len(earlier), ts=at, type=kind,
-                                received_at=at))
+        session.add(DeviceEvent(device_id=device_id, seq=_next_seq(session, device_id), ts=at,
+                                type=kind, received_at=at))
+
+
+def _next_seq(session: Session, device_id: str) -> int:
+    """The device's next seq: one counter over its telemetry and events (contract §1)."""
+    state = session.get(TelemetryState, device_id)
+    events = session.exec(select(func.max(DeviceEvent.seq))
+                          .where(DeviceEvent.device_id == device_id)).one()
+    return max(state.seq if state is not None else 0, events or 0) + 1
 
 
 def declare_ready(engine: Engine, aed_id: str, at: datetime) -> None:

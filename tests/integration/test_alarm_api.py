@@ -86,7 +86,7 @@ def api(engine: Engine, settings: Settings) -> Api:
     app.config["TESTING"] = True
     api = Api(engine, app.test_client(), create_token(engine, CALLER, NOW),
               create_token(engine, "112-amsterdam", NOW),
-              create_token(engine, "responder-app", NOW))
+              create_token(engine, "responder-app", NOW, "responders"))
     holder["api"] = api
     return api
 
@@ -163,7 +163,8 @@ def test_a_json_body_that_is_not_an_object_is_a_400_invalid_body(api: Api, path:
     incident_id = created(api) if "{id}" in path else ""
     messages = len(outbox(api.engine))
 
-    response = api.post(path.replace("{id}", incident_id), ["reference", "ref-2"])
+    token = api.app_backend_token if "responses" in path else None
+    response = api.post(path.replace("{id}", incident_id), ["reference", "ref-2"], token)
 
     assert_error(response, 400, "invalid_body")
     assert len(outbox(api.engine)) == messages
@@ -352,7 +353,8 @@ def test_an_invalid_answer_is_refused_and_changes_nothing(
     incident_id = created(api)
     messages = len(outbox(api.engine))
 
-    response = api.post(f"/api/v1/incidents/{incident_id}/responses", body)
+    response = api.post(f"/api/v1/incidents/{incident_id}/responses", body,
+                        api.app_backend_token)
 
     assert_error(response, status, code)
     assert {a.status for a in alerts(api.engine, incident_id).values()} == {"alerted"}
@@ -361,7 +363,7 @@ def test_an_invalid_answer_is_refused_and_changes_nothing(
 
 def test_an_answer_for_an_unknown_incident_is_404(api: Api) -> None:
     response = api.post("/api/v1/incidents/inc-000000000000/responses",
-                        {"responder_id": "r-1", "answer": "accept"})
+                        {"responder_id": "r-1", "answer": "accept"}, api.app_backend_token)
 
     assert_error(response, 404, "unknown_incident")
     assert_nothing_alerted(api)
@@ -381,8 +383,21 @@ def test_closing_an_incident_returns_it_closed_and_stands_everyone_down(api: Api
     assert sorted(m.responder_id for m in outbox(api.engine, "cancel")) == sorted(STREET)
     assert sorted(m.responder_id for m in outbox(api.engine, "questionnaire")) == sorted(STREET)
     late = api.post(f"/api/v1/incidents/{incident_id}/responses",
-                    {"responder_id": "r-1", "answer": "accept"})
+                    {"responder_id": "r-1", "answer": "accept"}, api.app_backend_token)
     assert_error(late, 409, "incident_closed")
+
+
+def test_a_dispatch_token_cannot_answer_for_responders_nor_an_app_token_post_calls(
+        api: Api) -> None:
+    incident_id = created(api)
+
+    answered = api.post(f"/api/v1/incidents/{incident_id}/responses",
+                        {"responder_id": "r-2", "answer": "accept"})
+    posted = api.post("/api/v1/incidents", call_body("ref-9"), api.app_backend_token)
+
+    assert_error(answered, 403, "forbidden")
+    assert_error(posted, 403, "forbidden")
+    assert {a.status for a in alerts(api.engine, incident_id).values()} == {"alerted"}
 
 
 def test_closing_without_a_body_uses_the_dispatch_reason_and_a_bad_reason_is_refused(

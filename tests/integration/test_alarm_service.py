@@ -8,13 +8,13 @@ never answer, and the responder import. Every time is passed in: no test waits f
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine
-from sqlmodel import Session, select
+from sqlalchemy import Engine, update
+from sqlmodel import Session, col, select
 
 from alarm_core.errors import Conflict, NotFound, Refused
 from alarm_core.models import (
@@ -28,6 +28,7 @@ from alarm_core.models import (
 from alarm_core.registry import confirm_profile, import_responders
 from alarm_core.service import AlarmCore
 from alarm_core.wire import rfc3339
+from fleet.db import session_scope
 from fleet.models import AedReadiness
 from fleet.settings import Settings
 
@@ -883,4 +884,94 @@ def test_re_importing_a_responder_csv_updates_instead_of_duplicating(
         ids = sorted(session.exec(select(Responder.id)).all())
     assert ids == ["imp-1", "imp-2"]
     updated = responder(engine, "imp-2")
-    assert (updated.name, updated.updated_at) == ("Bram Smit-Jansen", NOW + timedelta(days=1))
+    assert updated.name == "Bram Smit-Jansen"
+    assert updated.updated_at > NOW, "stamped when written, so a running alarm core sees it"
+
+
+def test_a_re_import_without_a_column_keeps_what_the_responders_registered(
+        engine: Engine, settings: Settings, tmp_path: Path) -> None:
+    path = tmp_path / "responders.csv"
+    path.write_text("id,name,date_of_birth,home_lat,home_lon,quiet_from,quiet_until\n"
+                    "q-1,Quiet One,1980-02-02,52.09,5.12,22:00,07:00\n", encoding="utf-8")
+    import_responders(engine, path, NOW, settings.dispatch)
+    path.write_text("id,name,date_of_birth,home_lat,home_lon\n"
+                    "q-1,Quiet One,1980-02-02,52.10,5.12\n", encoding="utf-8")
+
+    import_responders(engine, path, NOW + timedelta(days=1), settings.dispatch)
+
+    kept = responder(engine, "q-1")
+    assert (kept.home_lat, str(kept.quiet_from), str(kept.quiet_until)) == (
+        52.10, "22:00:00", "07:00:00")
+
+
+# -- found in review ------------------------------------------------------------------------------
+
+def test_an_aed_the_pools_think_ready_goes_out_flagged_when_the_database_says_unverified(
+        engine: Engine, settings: Settings) -> None:
+    build_street(engine, now=NOW - timedelta(minutes=2))  # its cabinet reported 2 min before
+    core = loaded(engine, settings, allow_unverified_aeds=True)
+    later = NOW + timedelta(minutes=40)  # telemetry now stale: unverified, still allowed
+
+    incident_id = core.intake(CALLER, call("ref-1"), later).incident.id
+
+    assert aed_links(engine, incident_id)[AED_1].unverified
+    assert all(m.payload["aed"]["unverified"] for m in outbox(engine, "alert")
+               if m.payload["aed"] is not None)
+
+
+def test_quiet_hours_with_seconds_never_make_a_call_fail(
+        engine: Engine, settings: Settings) -> None:
+    build_street(engine)
+    add_responder(engine, "r-quiet", near(30), NOW,
+                  quiet_from=time(22, 0, 0), quiet_until=time(15, 0, 30))
+    core = loaded(engine, settings)
+
+    result = core.intake(CALLER, call("ref-1"), NOW + timedelta(seconds=10))  # 15:00:10 local
+
+    assert result.plan is not None and result.plan.responders
+    assert responder(engine, "r-quiet").quiet_until == time(15, 0), "kept to the minute"
+    assert "r-quiet" in alerts(engine, result.incident.id), "its quiet hours end at 15:00"
+
+
+def test_a_responder_refuted_by_the_database_is_left_out_and_the_others_are_alerted(
+        engine: Engine, settings: Settings) -> None:
+    build_street(engine)
+    core = loaded(engine, settings)
+    with session_scope(engine) as session:  # behind the pools' back, no updated_at change
+        session.execute(update(Responder).where(col(Responder.id) == "r-1")
+                        .values(available=False))
+
+    result = core.intake(CALLER, call("ref-1"), NOW)
+
+    assert "r-1" not in alerts(engine, result.incident.id)
+    assert set(alerts(engine, result.incident.id)) == set(STREET) - {"r-1"}
+
+
+def test_fetchers_who_let_the_aed_go_are_not_given_it_back(
+        engine: Engine, settings: Settings) -> None:
+    core, incident_id = street_incident(engine, settings, fetcher_timeout_s=90)
+    holders = [aed_links(engine, incident_id)[AED_1].fetcher_id]
+
+    for minute in range(1, 6):
+        core.tick(NOW + timedelta(minutes=2 * minute))
+        holders.append(aed_links(engine, incident_id)[AED_1].fetcher_id)
+
+    held = [h for h in holders if h is not None]
+    assert len(held) == len(set(held)), f"nobody holds it twice: {holders}"
+    assert "r-1" not in held, "the nearest responder stays on CPR"
+
+
+def test_a_picked_up_aed_is_not_reassigned_when_its_fetcher_never_pressed_accept(
+        engine: Engine, settings: Settings) -> None:
+    device = build_street(engine)
+    assert device is not None
+    core = loaded(engine, settings, fetcher_timeout_s=90)
+    incident_id = core.intake(CALLER, call("ref-1"), NOW).incident.id
+    record_device_event(engine, device, "door_opened", NOW + timedelta(seconds=60))
+    fetcher = aed_links(engine, incident_id)[AED_1].fetcher_id
+
+    core.tick(NOW + timedelta(seconds=61))
+    core.tick(NOW + timedelta(minutes=5))
+
+    link = aed_links(engine, incident_id)[AED_1]
+    assert (link.fetcher_id, link.fetcher_accepted) == (fetcher, True)

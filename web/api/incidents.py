@@ -47,7 +47,7 @@ def _now() -> datetime:
 
 
 @bp.post("/incidents")
-@token_required
+@token_required("dispatch")
 def create_incident() -> tuple[Response, int]:
     """A cardiac-arrest call: 201 with the incident when new, 200 when the reference is known."""
     core = _core()
@@ -69,7 +69,7 @@ def create_incident() -> tuple[Response, int]:
 
 
 @bp.get("/incidents")
-@token_required
+@token_required("dispatch")
 def list_incidents() -> Response:
     core = _core()
     state = request.args.get("state")
@@ -90,7 +90,7 @@ def _own_incident(session: Session, incident_id: str) -> Incident:
 
 
 @bp.get("/incidents/<incident_id>")
-@token_required
+@token_required("dispatch")
 def show_incident(incident_id: str) -> Response:
     core = _core()
     with Session(core.engine) as session:
@@ -99,7 +99,7 @@ def show_incident(incident_id: str) -> Response:
 
 
 @bp.post("/incidents/<incident_id>/close")
-@token_required
+@token_required("dispatch")
 def close_incident(incident_id: str) -> Response:
     """The dispatch centre's word that the citizen alarm is over."""
     core = _core()
@@ -118,7 +118,7 @@ def close_incident(incident_id: str) -> Response:
 
 
 @bp.post("/incidents/<incident_id>/responses")
-@token_required
+@token_required("responders")
 def respond(incident_id: str) -> Response:
     """A responder's accept or decline, relayed by a responder-app backend."""
     core = _core()
