@@ -144,7 +144,8 @@ class OutboxMessage(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     channel: str = Field(max_length=8)  # mqtt | sms
     topic: str = Field(max_length=200)
-    """MQTT topic, or the phone number for SMS."""
+    """The MQTT topic (an SMS is sent to the phone of the responder it names)."""
+    incident_id: str | None = Field(default=None, max_length=40, index=True)
     payload: str = Field(sa_column=Column(Text, nullable=False))
     urgent: bool = True
     """Alerts and cancellations go before questionnaires and reminders, and expire."""

@@ -41,6 +41,7 @@ from alarm_core.models import (
 from alarm_core.pools import AedPool, ResponderEntry, ResponderPool
 from alarm_core.responders import (
     NOT_ALERTABLE,
+    certificate_reminder_due,
     certificate_valid_until,
     not_alertable_reason,
 )
@@ -420,6 +421,7 @@ class AlarmCore:
                     channel: str) -> dict[str, Any]:
         return {"channel": "mqtt" if channel == "app" else "sms",
                 "topic": self._topic(responder_id, kind),
+                "incident_id": payload.get("incident_id"),
                 "payload": json.dumps(payload, separators=(",", ":")),
                 "urgent": kind in URGENT, "created_at": utcnow(), "attempts": 0}
 
@@ -452,6 +454,12 @@ class AlarmCore:
                 reason: str, now: datetime, status: str = "cancelled") -> list[str]:
         alerts = list(alerts)
         told = [alert.responder_id for alert in alerts]
+        # An alert still waiting to be sent (its SMS backing off, say) must never arrive after
+        # its cancel: it is withdrawn.
+        session.execute(update(OutboxMessage).where(
+            col(OutboxMessage.sent_at).is_(None), col(OutboxMessage.incident_id) == incident_id,
+            col(OutboxMessage.topic).in_([self._topic(r, "alert") for r in told]))
+            .values(sent_at=now, last_error="withdrawn: cancelled before it could be sent"))
         channels = self._channels(session, told)
         rows = [self._outbox_row(alert.responder_id, "cancel",
                                  cancel_payload(incident_id, reason),
@@ -770,23 +778,30 @@ class AlarmCore:
         # valid_until - today <= reminder days, with valid_until = date + months - 1 day
         latest = today + relativedelta(days=policy.certificate_reminder_days + 1,
                                        months=-policy.certificate_valid_months)
+        # A bound a few days wide for the database, the reminder rule itself in Python (month
+        # arithmetic does not invert exactly around 29 February).
         due = (sa_select(Responder).where(
             col(Responder.certificate_date).is_not(None),
-            col(Responder.certificate_date) <= latest,
+            col(Responder.certificate_date) <= latest + timedelta(days=3),
             or_(col(Responder.certificate_reminded_for).is_(None),
                 col(Responder.certificate_reminded_for) != col(Responder.certificate_date))))
         if not self.responders.include_sms:  # no way to reach them yet
             due = due.where(col(Responder.channel) == "app")
         sent = 0
+        after = ""
         while sent < limit:
             with self.writing(), session_scope(self.engine) as session:
-                chunk = session.execute(due.order_by(col(Responder.id))
-                                        .limit(min(REMINDER_CHUNK, limit - sent))).scalars().all()
+                chunk = session.execute(due.where(col(Responder.id) > after)
+                                        .order_by(col(Responder.id))
+                                        .limit(REMINDER_CHUNK)).scalars().all()
                 for responder in chunk:
-                    self._remind(session, responder, today)
-            sent += len(chunk)
-            if len(chunk) < REMINDER_CHUNK:
+                    if sent < limit and certificate_reminder_due(responder.certificate_date,
+                                                                 today, policy):
+                        self._remind(session, responder, today)
+                        sent += 1
+            if len(chunk) < REMINDER_CHUNK or sent >= limit:
                 break
+            after = chunk[-1].id
             time.sleep(REMINDER_PAUSE_S)  # let intake and the relay write in between
         if sent:
             logger.info("%d certificate reminders sent", sent)

@@ -67,6 +67,7 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('channel', sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False),
     sa.Column('topic', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.Column('incident_id', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=True),
     sa.Column('payload', sa.Text(), nullable=False),
     sa.Column('urgent', sa.Boolean(), nullable=False),
     sa.Column('created_at', fleet.db_types.UtcDateTime(timezone=True), nullable=False),
@@ -77,6 +78,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('outbox_message', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_outbox_message_incident_id'), ['incident_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_outbox_message_sent_at'), ['sent_at'], unique=False)
 
     op.create_table('responder',
@@ -253,6 +255,7 @@ def downgrade() -> None:
     op.drop_table('responder')
     with op.batch_alter_table('outbox_message', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_outbox_message_sent_at'))
+        batch_op.drop_index(batch_op.f('ix_outbox_message_incident_id'))
 
     op.drop_table('outbox_message')
     with op.batch_alter_table('incident', schema=None) as batch_op:
