@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 from dateutil.relativedelta import relativedelta
-from sqlalchemy import delete, insert, or_, update
+from sqlalchemy import delete, func, insert, or_, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col
 
@@ -312,8 +312,10 @@ class AlarmCore:
                 self.aeds.set_in_use(chosen.id, True)
         ids = [a.responder_id for a in plan.responders]
         if ids:
+            # coalesce(): the planner must find the rows by id, not by the index on
+            # busy_incident, where "IS NULL" matches nearly the whole register.
             session.execute(update(Responder).where(
-                col(Responder.id).in_(ids), col(Responder.busy_incident).is_(None))
+                col(Responder.id).in_(ids), func.coalesce(col(Responder.busy_incident), "") == "")
                 .values(busy_incident=incident_id, updated_at=now))
             mine = set(session.execute(sa_select(col(Responder.id)).where(
                 col(Responder.id).in_(ids),
