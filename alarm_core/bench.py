@@ -41,7 +41,13 @@ from alarm_core.geo import TravelModel, to_xyz
 from alarm_core.policy import DispatchPolicy
 from alarm_core.pools import AedEntry, AedPool, ResponderEntry, ResponderPool
 from alarm_core.responders import ResponderFacts, not_alertable_reason
-from alarm_core.selection import Plan, _not_deployable, assign_roles, select_plan
+from alarm_core.selection import (
+    Plan,
+    _not_deployable,
+    assign_roles,
+    search_radius,
+    select_plan,
+)
 from fleet.population import load_pc4, sample_points
 
 TZ = "Europe/Amsterdam"
@@ -156,12 +162,7 @@ def _finish(lat: float, lon: float, at: datetime, found: list[tuple[float, int]]
             policy: DispatchPolicy) -> Plan:
     """Radius widening and roles, exactly as `select_plan` does them, on found candidates."""
     distances = np.array([m for m, _s in found])
-    radius = policy.max_search_radius_m
-    for step in policy.radius_steps():
-        if int(np.searchsorted(distances, step, side="right")) >= policy.min_responders:
-            radius = step
-            break
-    count = min(int(np.searchsorted(distances, radius, side="right")), policy.max_alerted)
+    radius, count = search_radius(distances, policy)
     slots = [s for _m, s in found[:count]]
     positions = np.array([responders.index.position(s) for s in slots]).reshape(-1, 3)
     return assign_roles(lat, lon, at, radius, [responders.ids[s] for s in slots], positions,

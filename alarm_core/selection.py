@@ -130,12 +130,7 @@ def select_plan(lat: float, lon: float, at: datetime, responders: ResponderPool,
         keep = np.array([responders.ids[s] not in exclude_responders for s in slots.tolist()],
                         dtype=bool)
         slots, distances = slots[keep], distances[keep]
-    radius = policy.max_search_radius_m
-    for step in policy.radius_steps():
-        if int(np.searchsorted(distances, step, side="right")) >= policy.min_responders:
-            radius = step
-            break
-    count = min(int(np.searchsorted(distances, radius, side="right")), policy.max_alerted)
+    radius, count = search_radius(distances, policy)
     slots, distances = slots[:count], distances[:count]
 
     chosen, skipped = choose_aeds(lat, lon, at, aeds, policy, tz_name, country, exclude_aeds)
@@ -144,6 +139,19 @@ def select_plan(lat: float, lon: float, at: datetime, responders: ResponderPool,
     positions = np.array([responders.index.position(int(s)) for s in slots]).reshape(-1, 3)
     return assign_roles(lat, lon, at, radius, ids, positions, distances, chosen, aeds, travel,
                         policy, skipped)
+
+
+def search_radius(distances: np.ndarray, policy: DispatchPolicy) -> tuple[float, int]:
+    """The radius the search stops at, and how many of the candidates (distances ascending)
+    are alerted: the first radius step with at least `min_responders`, else the largest;
+    at most `max_alerted`."""
+    radius = policy.max_search_radius_m
+    for step in policy.radius_steps():
+        if int(np.searchsorted(distances, step, side="right")) >= policy.min_responders:
+            radius = step
+            break
+    return radius, min(int(np.searchsorted(distances, radius, side="right")),
+                       policy.max_alerted)
 
 
 def _aed_id(aed_ids: dict[int, str], column: int | None) -> str | None:

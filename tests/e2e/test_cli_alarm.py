@@ -18,9 +18,8 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -33,22 +32,24 @@ from integration.alarm_support import (
     ACCESS_CODE,
     AED_1,
     STREET,
+    ResponderApps,
     add_monitored_aed,
     add_responder,
     add_responders,
 )
-from integration.mqtt_support import Mosquitto
+from integration.mqtt_support import Mosquitto, broker
 from sqlalchemy import Engine, update
 from sqlmodel import Session, select
 
 from alarm_core.models import Incident, OutboxMessage, Responder
 from device_agents.local_broker import free_port
-from device_agents.tasks import cancel_and_wait
 from fleet.db import session_scope
 from fleet.models import Aed
 from fleet.registry import record_declaration
 
 from .cli import AEDFLEET, Cli
+
+__all__ = ["broker"]  # the fixture, shared with the integration tests
 
 T = TypeVar("T")
 
@@ -362,51 +363,6 @@ def test_dispatch_outside_the_service_area_exits_non_zero_without_a_traceback(
 
 # -- aedfleet alarm: the service ------------------------------------------------------------------
 
-@dataclass
-class Heard:
-    responder_id: str
-    kind: str
-    payload: dict[str, Any]
-
-
-@dataclass
-class ResponderApps:
-    """The responder apps: one MQTT subscriber on every responder's alert, cancel and
-    questionnaire topics (as the `fleet` service user of the broker configuration)."""
-
-    broker: Mosquitto
-    heard: list[Heard] = field(default_factory=list)
-    _task: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> ResponderApps:
-        subscribed = asyncio.Event()
-        self._task = asyncio.create_task(self._listen(subscribed))
-        async with asyncio.timeout(15):
-            await subscribed.wait()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._task is not None
-        assert not await cancel_and_wait([self._task])  # type: ignore[list-item]
-
-    async def _listen(self, subscribed: asyncio.Event) -> None:
-        async with aiomqtt.Client("127.0.0.1", self.broker.port, username="fleet",
-                                  password=self.broker.credentials["fleet"],
-                                  identifier="responder-apps-e2e") as client:
-            for kind in ("alert", "cancel", "questionnaire"):
-                await client.subscribe(f"responders/+/{kind}", qos=1)
-            subscribed.set()
-            async for message in client.messages:
-                _root, responder_id, kind = message.topic.value.split("/")
-                self.heard.append(Heard(responder_id, kind,
-                                        json.loads(message.payload)))  # type: ignore[arg-type]
-
-    def of(self, kind: str, incident_id: str) -> dict[str, dict[str, Any]]:
-        """What each responder received of `kind` for the incident (the last one)."""
-        return {h.responder_id: h.payload for h in self.heard
-                if h.kind == kind and h.payload["incident_id"] == incident_id}
-
-
 class AlarmService:
     """`aedfleet alarm --http 127.0.0.1:PORT` in the background, spoken to over HTTP."""
 
@@ -474,15 +430,6 @@ async def wait_for(condition: Callable[[], bool], timeout_s: float, what: str,
             raise AssertionError(f"timed out after {timeout_s} s waiting for {what}:\n"
                                  f"{service.stderr}")
         await asyncio.sleep(0.05)
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Mosquitto]:
-    """Mosquitto with the generated configuration: the `fleet` service user, no cabinets."""
-    mosquitto = Mosquitto(tmp_path / "broker", [])
-    mosquitto.start()
-    yield mosquitto
-    mosquitto.stop()
 
 
 @pytest.fixture

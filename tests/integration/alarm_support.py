@@ -6,13 +6,16 @@ street: `add_responder(engine, "r-1", near(40, 10), NOW)`. Every time is passed 
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import math
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import aiomqtt
 from sqlalchemy import Engine, func, update
 from sqlmodel import Session, col, select
 
@@ -26,9 +29,12 @@ from alarm_core.models import (
 from alarm_core.policy import DispatchPolicy
 from alarm_core.registry import register_responder
 from alarm_core.wire import IncidentRequest
+from device_agents.tasks import cancel_and_wait
 from fleet.db import session_scope
 from fleet.models import Aed, Cabinet, DeviceEvent, ReadinessDeclaration, TelemetryState
 from fleet.settings import Settings
+
+from .mqtt_support import Mosquitto
 
 NOW = datetime(2026, 11, 25, 14, 0, tzinfo=UTC)
 """A Wednesday afternoon: every test's clock starts here."""
@@ -283,3 +289,59 @@ def build_street(engine: Engine, now: datetime = NOW, monitored: bool = True) ->
         add_unmonitored_aed(engine, AED_1, AED_1_AT, now)
     add_responders(engine, STREET, now)
     return device
+
+
+# -- the responder apps' side of the broker -------------------------------------------------------
+
+@dataclass(frozen=True)
+class Heard:
+    """One message a responder app received."""
+
+    responder_id: str
+    kind: str
+    payload: dict[str, Any]
+    at: float
+    """`time.monotonic()` on arrival"""
+
+
+@dataclass
+class ResponderApps:
+    """Every responder app: one MQTT subscriber on their alert, cancel and questionnaire
+    topics (as the broker configuration's `fleet` service user)."""
+
+    broker: Mosquitto
+    identifier: str = "responder-apps"
+    heard: list[Heard] = field(default_factory=list)
+    _task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> ResponderApps:
+        subscribed = asyncio.Event()
+        self._task = asyncio.create_task(self._listen(subscribed))
+        async with asyncio.timeout(15):
+            await subscribed.wait()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._task is not None
+        assert not await cancel_and_wait([self._task])  # type: ignore[list-item]
+
+    async def _listen(self, subscribed: asyncio.Event) -> None:
+        async with aiomqtt.Client("127.0.0.1", self.broker.port, username="fleet",
+                                  password=self.broker.credentials["fleet"],
+                                  identifier=self.identifier) as client:
+            for kind in ("alert", "cancel", "questionnaire"):
+                await client.subscribe(f"responders/+/{kind}", qos=1)
+            subscribed.set()
+            async for message in client.messages:
+                _root, responder_id, kind = message.topic.value.split("/")
+                payload = json.loads(message.payload)  # type: ignore[arg-type]
+                self.heard.append(Heard(responder_id, kind, payload, time.monotonic()))
+
+    def of(self, kind: str, incident_id: str | None = None) -> dict[str, dict[str, Any]]:
+        """What each responder received of `kind` (for the incident; the last one)."""
+        return {h.responder_id: h.payload for h in self.heard if h.kind == kind
+                and (incident_id is None or h.payload["incident_id"] == incident_id)}
+
+    def arrival(self, responder_id: str, kind: str) -> float | None:
+        return next((h.at for h in self.heard
+                     if h.responder_id == responder_id and h.kind == kind), None)

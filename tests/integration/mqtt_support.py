@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -110,3 +111,12 @@ class FleetReceiver:
         """Every seq received from the device, in arrival order (duplicates included)."""
         return [m.payload["seq"] for m in self.messages
                 if m.topic.startswith(f"aed/{device}/") and "seq" in m.payload]
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Mosquitto]:
+    """A running Mosquitto with the generated configuration (services only, no cabinets)."""
+    mosquitto = Mosquitto(tmp_path / "broker", [])
+    mosquitto.start()
+    yield mosquitto
+    mosquitto.stop()

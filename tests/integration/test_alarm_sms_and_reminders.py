@@ -14,12 +14,11 @@ import threading
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import aiomqtt
 import pytest
 from dateutil.relativedelta import relativedelta
 from sqlalchemy import Engine
@@ -32,7 +31,6 @@ from alarm_core.registry import register_responder
 from alarm_core.responders import certificate_reminder_due
 from alarm_core.runner import AlarmRunner
 from alarm_core.service import AlarmCore
-from device_agents.tasks import cancel_and_wait
 from fleet.settings import Settings
 
 from .alarm_support import (
@@ -40,6 +38,7 @@ from .alarm_support import (
     AED_1_AT,
     NOW,
     VICTIM,
+    ResponderApps,
     add_monitored_aed,
     add_responder,
     alarm_settings,
@@ -126,46 +125,6 @@ def gateway() -> Iterator[SmsGatewayStandIn]:
 
 
 # -- a running alarm core and the responder apps --------------------------------------------------
-
-@dataclass
-class ResponderApps:
-    """Every responder app: one subscriber on their alert, cancel and questionnaire topics."""
-
-    broker: Mosquitto
-    heard: list[tuple[str, str, dict[str, Any], float]] = field(default_factory=list)
-    """(responder id, kind, payload, monotonic arrival time)"""
-    _task: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> ResponderApps:
-        subscribed = asyncio.Event()
-        self._task = asyncio.create_task(self._listen(subscribed))
-        async with asyncio.timeout(15):
-            await subscribed.wait()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._task is not None
-        assert not await cancel_and_wait([self._task])  # type: ignore[list-item]
-
-    async def _listen(self, subscribed: asyncio.Event) -> None:
-        async with aiomqtt.Client("127.0.0.1", self.broker.port, username="fleet",
-                                  password=self.broker.credentials["fleet"],
-                                  identifier="responder-apps-sms") as client:
-            for kind in ("alert", "cancel", "questionnaire"):
-                await client.subscribe(f"responders/+/{kind}", qos=1)
-            subscribed.set()
-            async for message in client.messages:
-                _root, responder_id, kind = message.topic.value.split("/")
-                self.heard.append((responder_id, kind, json.loads(message.payload),  # type: ignore[arg-type]
-                                   time.monotonic()))
-
-    def of(self, kind: str) -> dict[str, dict[str, Any]]:
-        return {rid: payload for rid, what, payload, _at in self.heard if what == kind}
-
-    def arrival(self, responder_id: str, kind: str) -> float | None:
-        return next((at for rid, what, _p, at in self.heard
-                     if rid == responder_id and what == kind), None)
-
 
 @dataclass
 class Scene:
