@@ -286,7 +286,7 @@ async def test_an_sms_the_gateway_refuses_is_retried_later_while_mqtt_alerts_kee
 async def test_a_slow_sms_gateway_never_holds_up_the_mqtt_alerts_of_another_call(
         scene: Scene, apps: ResponderApps, running: AlarmRunner,
         gateway: SmsGatewayStandIn) -> None:
-    gateway.delay_s = 1.0
+    gateway.delay_s = 3.0  # the SMS of the first call hangs this long at the gateway
     await scene.intake("ref-1")
     await eventually(lambda: len(gateway.arrived) == 1, 10, "the SMS alert at the gateway")
 
@@ -296,7 +296,8 @@ async def test_a_slow_sms_gateway_never_holds_up_the_mqtt_alerts_of_another_call
                      "the second call's alert")
 
     arrived = apps.arrival("app-far", "alert")
-    assert arrived is not None and arrived - called < 0.5, \
+    # Held up, it would take the rest of the 3 s; a loaded machine may take a moment.
+    assert arrived is not None and arrived - called < 1.5, \
         f"the second call's alert took {arrived - called:.1f} s"
 
 
