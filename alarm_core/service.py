@@ -921,8 +921,33 @@ class AlarmCore:
         return declared is not None
 
     def purge_locations(self, now: datetime) -> int:
-        """Delete responder positions past their retention (15 minutes after acceptance)."""
+        """Delete responder positions past their retention: on the way to an incident, 15
+        minutes after acceptance; the app's last reported position, once it no longer counts
+        for dispatch (then the home or work address does)."""
+        stale = now - timedelta(minutes=self.policy.app_location_max_age_minutes)
         with self.writing(), session_scope(self.engine) as session:
             result = session.execute(delete(ResponderLocation).where(
                 col(ResponderLocation.expires_at) <= now))
+            session.execute(update(Responder).where(
+                col(Responder.last_location_at).is_not(None),
+                col(Responder.last_location_at) <= stale)
+                .values(last_lat=None, last_lon=None, last_location_at=None, updated_at=now))
             return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    def report_position(self, responder_id: str, lat: float, lon: float, at: datetime,
+                        now: datetime) -> None:
+        """The app's current position of a responder: where they are looked for while it is
+        fresh (`app_location_max_age_minutes`), then forgotten."""
+        if at > now + timedelta(minutes=1):
+            raise Refused("invalid_field", "ts is in the future")
+        if now - at >= timedelta(minutes=self.policy.app_location_max_age_minutes):
+            raise Refused("position_too_old", "this position is too old to count for dispatch")
+        with self.writing(), session_scope(self.engine) as session:
+            responder = session.get(Responder, responder_id)
+            if responder is None:
+                raise NotFound("unknown_responder", f"no responder {responder_id}")
+            responder.last_lat, responder.last_lon, responder.last_location_at = lat, lon, at
+            responder.updated_at = now
+            session.add(responder)
+        if responder_id in self.responders.slot_of:  # else the next refresh takes it in
+            self.responders.move(responder_id, lat, lon)

@@ -140,6 +140,23 @@ def parse_location(body: Any) -> LocationReport:
     return LocationReport(incident_id, lat, lon, parse_time(body.get("ts"), "ts"))
 
 
+@dataclass(frozen=True)
+class Position:
+    lat: float
+    lon: float
+    ts: datetime
+
+
+def parse_position(body: Any) -> Position:
+    """A responder app's current position: `{"lat", "lon", "ts"}`."""
+    if not isinstance(body, dict):
+        raise Refused("invalid_body", "the body must be a JSON object", status=400)
+    lat, lon = _coordinate(body, "lat", 90), _coordinate(body, "lon", 180)
+    if lat is None or lon is None:
+        raise Refused("invalid_field", "lat and lon are required")
+    return Position(lat, lon, parse_time(body.get("ts"), "ts"))
+
+
 def decode_json(payload: bytes) -> Any:
     """A responder app's MQTT payload as JSON, refused when too large or not JSON."""
     if len(payload) > MAX_PAYLOAD:

@@ -16,8 +16,9 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 from werkzeug.test import TestResponse
 
-from alarm_core.models import AftercareTask, Incident, Questionnaire
+from alarm_core.models import AftercareTask, Incident, Questionnaire, Responder
 from alarm_core.service import AlarmCore
+from alarm_core.wire import rfc3339
 from fleet.settings import Settings
 from web import create_app
 from web.auth import create_token, revoke_tokens
@@ -443,3 +444,48 @@ def test_a_questionnaire_link_takes_answers_once_and_asks_for_aftercare(api: Api
     with Session(api.engine) as session:
         [task] = session.exec(select(AftercareTask)).all()
     assert (task.responder_id, task.due_at) == ("r-1", NOW + timedelta(hours=26))
+
+
+# -- the app's current position -------------------------------------------------------------------
+
+def put_position(api: Api, responder_id: str, at: tuple[float, float], ts: datetime,
+                 token: str | None = None) -> TestResponse:
+    return api.client.put(f"/api/v1/responders/{responder_id}/position",
+                          json={"lat": at[0], "lon": at[1], "ts": rfc3339(ts)},
+                          headers=api.headers(token or api.app_backend_token))
+
+
+def test_a_fresh_app_position_places_the_responder_there_until_it_is_too_old_and_forgotten(
+        api: Api) -> None:
+    core: AlarmCore = api.client.application.config["ALARM_CORE"]
+    far_call = near(5_000)  # nobody of the street lives within reach of it
+    assert not core.plan(far_call[0], far_call[1], NOW).responders
+
+    response = put_position(api, "r-3", near(5_050), NOW)
+
+    assert response.status_code == 200, response.get_json()
+    assert [a.responder_id for a in core.plan(far_call[0], far_call[1], NOW).responders] == [
+        "r-3"]
+    core.tick(NOW + timedelta(minutes=31))  # the app position counts 30 minutes
+    stored = responder_row(api.engine, "r-3")
+    assert (stored.last_lat, stored.last_lon, stored.last_location_at) == (None, None, None)
+    core.refresh(NOW + timedelta(minutes=31, seconds=2))
+    assert not core.plan(far_call[0], far_call[1], NOW + timedelta(minutes=32)).responders
+
+
+def test_an_old_or_misplaced_position_is_refused(api: Api) -> None:
+    old = put_position(api, "r-3", near(10), NOW - timedelta(minutes=31))
+    unknown = put_position(api, "nobody", near(10), NOW)
+    by_dispatch = put_position(api, "r-3", near(10), NOW, api.token)
+
+    assert_error(old, 422, "position_too_old")
+    assert_error(unknown, 404, "unknown_responder")
+    assert_error(by_dispatch, 403, "forbidden")
+    assert responder_row(api.engine, "r-3").last_location_at is None
+
+
+def responder_row(engine: Engine, responder_id: str) -> Responder:
+    with Session(engine) as session:
+        found = session.get(Responder, responder_id)
+        assert found is not None
+        return found

@@ -15,7 +15,7 @@ from alarm_core.metrics import AlarmMetrics
 from alarm_core.models import Incident
 from alarm_core.reports import incident_document
 from alarm_core.service import AlarmCore
-from alarm_core.wire import parse_answer, parse_incident
+from alarm_core.wire import parse_answer, parse_incident, parse_position, rfc3339
 from web.auth import token_required
 
 bp = Blueprint("incidents", __name__, url_prefix="/api/v1")
@@ -134,6 +134,19 @@ def respond(incident_id: str) -> Response:
     return jsonify({"incident_id": incident_id, "responder_id": responder_id,
                     "status": result.status, "role": result.role, "aed_id": result.aed_id,
                     "cancelled": len(result.cancelled)})
+
+
+@bp.put("/responders/<responder_id>/position")
+@token_required("responders")
+def report_position(responder_id: str) -> Response:
+    """A responder app's current position (relayed by its backend), for dispatch only."""
+    body = _body()
+    if not isinstance(body, dict):
+        raise Refused("invalid_body", "the body must be a JSON object", status=400)
+    report = parse_position(body)
+    _core().report_position(responder_id, report.lat, report.lon, report.ts, _now())
+    return jsonify({"responder_id": responder_id, "lat": report.lat, "lon": report.lon,
+                    "ts": rfc3339(report.ts)})
 
 
 @bp.post("/questionnaires/<token>")
