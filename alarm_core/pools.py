@@ -274,6 +274,7 @@ class AedState:
     UNVERIFIED = 1
     NOT_READY = 2
     CODES = {"ready": READY, "unverified": UNVERIFIED, "not_ready": NOT_READY}
+    NAMES = {code: name for name, code in CODES.items()}
 
 
 @dataclass(frozen=True)

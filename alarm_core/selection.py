@@ -181,21 +181,30 @@ def choose_aeds(lat: float, lon: float, at: datetime, aeds: AedPool, policy: Dis
 
 def _not_deployable(slot: int, aeds: AedPool, policy: DispatchPolicy, at: datetime,
                     tz_name: str, country: str | None) -> str | None:
-    state = int(aeds.state[slot])
-    if state == AedState.NOT_READY:
-        return "not_ready"
-    if state == AedState.UNVERIFIED and not policy.allow_unverified_aeds:
-        return "unverified"
-    if aeds.in_use[slot]:
-        return "in_use"
     entry = aeds.entries[slot]
-    if not entry.public:
+    return not_deployable_reason(AedState.NAMES[int(aeds.state[slot])], bool(aeds.in_use[slot]),
+                                 entry.public, entry.opening_hours, at, policy, tz_name, country)
+
+
+def not_deployable_reason(readiness: str, in_use: bool, public: bool,
+                          opening_hours: str | None, at: datetime, policy: DispatchPolicy,
+                          tz_name: str, country: str | None) -> str | None:
+    """Why an AED must not be sent to a call at `at`, or None when it may: the one rule for
+    the pools' choice and for the database's confirmation of it."""
+    if readiness == "unverified":
+        if not policy.allow_unverified_aeds:
+            return "unverified"
+    elif readiness != "ready":
+        return "not_ready"
+    if in_use:
+        return "in_use"
+    if not public:
         return "private_access"
-    if is_always_open(entry.opening_hours):
+    if is_always_open(opening_hours):
         return None
     if policy.aed_access is AedAccessPolicy.ALWAYS_OPEN:
         return "not_always_open"
-    access = accessible_at("public", entry.opening_hours, at, tz_name, country)
+    access = accessible_at("public", opening_hours, at, tz_name, country)
     return None if access.accessible else access.reason
 
 
@@ -236,7 +245,7 @@ def assign_roles(lat: float, lon: float, at: datetime, radius: float, ids: list[
         for c in usable:
             slot, distance, access = chosen[c]
             entry = aeds.entries[slot]
-            state = {v: k for k, v in AedState.CODES.items()}[int(aeds.state[slot])]
+            state = AedState.NAMES[int(aeds.state[slot])]
             r = fetcher_of[c]
             kept.append(ChosenAed(entry.id, entry.lat, entry.lon, distance, state, access,
                                   ids[r], float(via[r, c])))

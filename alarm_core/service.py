@@ -45,14 +45,13 @@ from alarm_core.responders import (
     certificate_valid_until,
     not_alertable_reason,
 )
-from alarm_core.selection import Plan, Role, select_plan
+from alarm_core.selection import Plan, Role, not_deployable_reason, select_plan
 from alarm_core.wire import (
     IncidentRequest,
     alert_payload,
     cancel_payload,
     rfc3339,
 )
-from fleet.access import accessible_at, is_always_open
 from fleet.db import session_scope
 from fleet.ingest.readiness import ReadinessRecorder
 from fleet.models import Aed, Cabinet, DeviceEvent, ReadinessDeclaration, TelemetryState, utcnow
@@ -346,14 +345,10 @@ class AlarmCore:
                 continue
             aed, readiness = fresh[chosen.id]
             state = readiness.state.value
-            deployable = (state == "ready" or (state == "unverified"
-                                               and self.policy.allow_unverified_aeds))
-            access = accessible_at(aed.access, aed.opening_hours, now, self.settings.timezone,
-                                   self.settings.country)
-            if self.policy.aed_access == "always_open":
-                deployable = deployable and aed.access == "public" and \
-                    is_always_open(aed.opening_hours)
-            if not (deployable and access.accessible and aed.in_use_incident is None):
+            if not_deployable_reason(state, aed.in_use_incident is not None,
+                                     aed.access == "public", aed.opening_hours, now,
+                                     self.policy, self.settings.timezone,
+                                     self.settings.country) is not None:
                 refuted.add(chosen.id)
             elif state != chosen.readiness:
                 # Deployable, but the alert must say what the database says (`unverified`).
