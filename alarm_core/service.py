@@ -721,16 +721,20 @@ class AlarmCore:
     def _send_questionnaires(self, session: Session, incident_id: str,
                              alerts: list[IncidentResponder], now: datetime) -> None:
         expires = now + timedelta(hours=self.policy.questionnaire_open_hours)
+        channels = self._channels(session, [a.responder_id for a in alerts])
+        rows = []
         for alert in alerts:
             token = secrets.token_urlsafe(24)
             session.add(Questionnaire(token=token, incident_id=incident_id,
                                       responder_id=alert.responder_id, sent_at=now,
                                       expires_at=expires))
             url = self.settings.alarm.questionnaire_url.replace("{token}", token)
-            self._send(session, alert.responder_id, "questionnaire",
-                       {"v": 1, "incident_id": incident_id, "url": url,
-                        "expires_at": rfc3339(expires)},
-                       self._channel(session, alert.responder_id))
+            rows.append(self._outbox_row(alert.responder_id, "questionnaire",
+                                         {"v": 1, "incident_id": incident_id, "url": url,
+                                          "expires_at": rfc3339(expires)},
+                                         channels.get(alert.responder_id, "app")))
+        if rows:
+            session.execute(insert(OutboxMessage), rows)
 
     def answer_questionnaire(self, token: str, answers: dict[str, Any], aftercare: bool,
                              now: datetime) -> Questionnaire:

@@ -68,8 +68,7 @@ def _coordinate(body: dict[str, Any], name: str, limit: float) -> float | None:
 
 def parse_incident(body: Any, known_exclusions: dict[str, str]) -> IncidentRequest:
     """Validate the JSON body of `POST /api/v1/incidents`."""
-    if not isinstance(body, dict):
-        raise Refused("invalid_body", "the body must be a JSON object", status=400)
+    body = _object(body)
     reference = body.get("reference")
     if not isinstance(reference, str) or not REFERENCE.fullmatch(reference):
         raise Refused("invalid_field", "reference is required: 1-100 characters of "
@@ -105,39 +104,27 @@ class ResponderAnswer:
     ts: datetime | None
 
 
-def parse_answer(body: Any) -> ResponderAnswer:
-    """A responder's `accept` or `decline` (MQTT `response` payload or the HTTP body)."""
+def _object(body: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise Refused("invalid_body", "the body must be a JSON object", status=400)
+    return body
+
+
+def _incident_id(body: dict[str, Any]) -> str:
     incident_id = body.get("incident_id")
     if not isinstance(incident_id, str) or not 0 < len(incident_id) <= 40:
         raise Refused("invalid_field", "incident_id is required")
+    return incident_id
+
+
+def parse_answer(body: Any) -> ResponderAnswer:
+    """A responder's `accept` or `decline` (MQTT `response` payload or the HTTP body)."""
+    incident_id = _incident_id(_object(body))
     answer = body.get("answer")
     if answer not in ANSWERS:
         raise Refused("invalid_field", "answer must be accept or decline")
     ts = None if body.get("ts") is None else parse_time(body["ts"], "ts")
     return ResponderAnswer(incident_id, answer, ts)
-
-
-@dataclass(frozen=True)
-class LocationReport:
-    incident_id: str
-    lat: float
-    lon: float
-    ts: datetime
-
-
-def parse_location(body: Any) -> LocationReport:
-    """A responder app's position while on the way (MQTT `location` payload)."""
-    if not isinstance(body, dict):
-        raise Refused("invalid_body", "the body must be a JSON object", status=400)
-    incident_id = body.get("incident_id")
-    if not isinstance(incident_id, str) or not 0 < len(incident_id) <= 40:
-        raise Refused("invalid_field", "incident_id is required")
-    lat, lon = _coordinate(body, "lat", 90), _coordinate(body, "lon", 180)
-    if lat is None or lon is None:
-        raise Refused("invalid_field", "lat and lon are required")
-    return LocationReport(incident_id, lat, lon, parse_time(body.get("ts"), "ts"))
 
 
 @dataclass(frozen=True)
@@ -149,12 +136,27 @@ class Position:
 
 def parse_position(body: Any) -> Position:
     """A responder app's current position: `{"lat", "lon", "ts"}`."""
-    if not isinstance(body, dict):
-        raise Refused("invalid_body", "the body must be a JSON object", status=400)
+    body = _object(body)
     lat, lon = _coordinate(body, "lat", 90), _coordinate(body, "lon", 180)
     if lat is None or lon is None:
         raise Refused("invalid_field", "lat and lon are required")
     return Position(lat, lon, parse_time(body.get("ts"), "ts"))
+
+
+@dataclass(frozen=True)
+class LocationReport:
+    incident_id: str
+    lat: float
+    lon: float
+    ts: datetime
+
+
+def parse_location(body: Any) -> LocationReport:
+    """A responder app's position while on the way (MQTT `location` payload): a position
+    and the incident it is on the way to."""
+    incident_id = _incident_id(_object(body))
+    position = parse_position(body)
+    return LocationReport(incident_id, position.lat, position.lon, position.ts)
 
 
 def decode_json(payload: bytes) -> Any:

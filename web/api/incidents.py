@@ -140,10 +140,7 @@ def respond(incident_id: str) -> Response:
 @token_required("responders")
 def report_position(responder_id: str) -> Response:
     """A responder app's current position (relayed by its backend), for dispatch only."""
-    body = _body()
-    if not isinstance(body, dict):
-        raise Refused("invalid_body", "the body must be a JSON object", status=400)
-    report = parse_position(body)
+    report = parse_position(_body())
     _core().report_position(responder_id, report.lat, report.lon, report.ts, _now())
     return jsonify({"responder_id": responder_id, "lat": report.lat, "lon": report.lon,
                     "ts": rfc3339(report.ts)})
