@@ -38,9 +38,10 @@ from alarm_core.wire import (
     parse_location,
     sms_text,
 )
-from device_agents.config import parse_mqtt_url, tls_context
+from device_agents.config import parse_mqtt_url
 from fleet.db import session_scope
 from fleet.models import DeadLetter
+from fleet.mqtt import default_client_id, service_client
 from fleet.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -63,11 +64,6 @@ def _no_delay(client: aiomqtt.Client) -> None:
     if sock is not None:
         with contextlib.suppress(OSError, AttributeError):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # type: ignore[attr-defined]
-
-
-def default_client_id() -> str:
-    host = "".join(c if c.isalnum() or c in "-_." else "-" for c in socket.gethostname())
-    return f"aedfleet-alarm-{host}"[:64]
 
 
 @dataclass
@@ -95,7 +91,7 @@ class AlarmRunner:
         self.sms = sms or (HttpSmsGateway(settings.alarm.sms_gateway_url)
                            if settings.alarm.sms_gateway_url else None)
         self.endpoint = parse_mqtt_url(settings.mqtt_url)
-        self.client_id = settings.alarm.client_id or default_client_id()
+        self.client_id = settings.alarm.client_id or default_client_id("alarm")
         self.connected = threading.Event()
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -171,13 +167,7 @@ class AlarmRunner:
     async def _session(self, stop: asyncio.Event) -> None:
         endpoint = self.endpoint
         root = self.settings.alarm.topic_root
-        async with aiomqtt.Client(
-            endpoint.host, endpoint.port, username=endpoint.username,
-            password=endpoint.password, identifier=self.client_id, clean_session=False,
-            tls_context=tls_context(endpoint, None), keepalive=30, timeout=10,
-            max_inflight_messages=IN_FLIGHT,
-        ) as client:
-            client.pending_calls_threshold = IN_FLIGHT * 2
+        async with service_client(endpoint, self.client_id, IN_FLIGHT) as client:
             _no_delay(client)
             await client.subscribe(f"{root}/+/response", qos=1)
             await client.subscribe(f"{root}/+/location", qos=0)

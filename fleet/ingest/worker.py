@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -27,12 +26,13 @@ import aiomqtt
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
-from device_agents.config import parse_mqtt_url, tls_context
+from device_agents.config import parse_mqtt_url
 from device_agents.tasks import cancel_and_wait
 from fleet.ingest.apply import BatchOutcome, Incoming, apply_batch, apply_each, contiguous_acks
 from fleet.ingest.metrics import IngestMetrics
 from fleet.ingest.sweep import sweep
 from fleet.mailer import Mailer
+from fleet.mqtt import default_client_id, service_client
 from fleet.notifications import deliver_pending
 from fleet.settings import Settings
 from fleet.timeseries import NullSink, TimeSeriesSink
@@ -42,10 +42,6 @@ logger = logging.getLogger(__name__)
 LEAVES = ("telemetry", "event", "status")
 IN_FLIGHT = 2_000  # outgoing acks in flight at once
 NOTIFY_INTERVAL_S = 30.0
-
-
-def default_client_id() -> str:
-    return f"aedfleet-ingest-{socket.gethostname()}"[:64]
 
 
 class _Drained(Exception):
@@ -71,7 +67,7 @@ class IngestWorker:
         self.sink = sink or NullSink()
         self.metrics = metrics or IngestMetrics()
         self.mailer = mailer
-        self.client_id = client_id or settings.ingest.client_id or default_client_id()
+        self.client_id = client_id or settings.ingest.client_id or default_client_id("ingest")
         self.endpoint = parse_mqtt_url(settings.mqtt_url)
         self.stats = WorkerStats()
         self.connected = asyncio.Event()
@@ -116,13 +112,7 @@ class IngestWorker:
 
     async def _connected_session(self, stop: asyncio.Event) -> None:
         endpoint = self.endpoint
-        async with aiomqtt.Client(
-            endpoint.host, endpoint.port, username=endpoint.username,
-            password=endpoint.password, identifier=self.client_id, clean_session=False,
-            tls_context=tls_context(endpoint, None), keepalive=30, timeout=10,
-            max_inflight_messages=IN_FLIGHT,
-        ) as client:
-            client.pending_calls_threshold = IN_FLIGHT * 2
+        async with service_client(endpoint, self.client_id, IN_FLIGHT) as client:
             # PUBACK after commit, not on receipt: what is not stored stays the broker's to resend.
             client._client.manual_ack_set(True)  # noqa: SLF001 -- paho option aiomqtt does not expose
             for topic in self.topics():
