@@ -16,8 +16,6 @@ from sqlmodel import Session, col
 
 from fleet.cli import Context, parse_time, pass_context
 
-logger = logging.getLogger(__name__)
-
 
 def _host_port(value: str) -> tuple[str, int]:
     host, _, port = value.rpartition(":")
