@@ -135,6 +135,13 @@ class PointIndex:
     def position(self, slot: int) -> FloatArray:
         return self._xyz[slot]
 
+    def present_slots(self) -> IntArray:
+        """Every slot that holds a point."""
+        return np.flatnonzero(self._present[:self._size])
+
+    def positions(self, slots: IntArray) -> FloatArray:
+        return self._xyz[slots]
+
 
 def _day(value: date) -> int:
     return value.toordinal()
@@ -264,6 +271,11 @@ class ResponderPool:
         slots, distances = self.index.within(to_xyz(lat, lon), metres)
         keep = self.alertable_mask(slots, local_now)
         return slots[keep], distances[keep]
+
+    def alertable_slots(self, local_now: datetime) -> IntArray:
+        """Every located responder who may be alerted at `local_now`."""
+        slots = self.index.present_slots()
+        return slots[self.alertable_mask(slots, local_now)]
 
     def flag(self, slot: int, name: str) -> bool:
         return bool(self._cols[name][slot])

@@ -42,12 +42,31 @@ def load_pc4() -> Pc4Areas:
         ohca = {int(row["postcode"]): float(row["expected_ohca_per_year_age_weighted"] or 0)
                 for row in csv.DictReader(handle)}
     postcodes = np.array([f["properties"]["postcode"] for f in features], dtype=np.int32)
+    polygons = [shape(f["geometry"]) for f in features]
     return Pc4Areas(
         postcodes=postcodes,
-        municipalities=[f["properties"]["gemeente"] for f in features],
+        municipalities=_municipalities([f["properties"]["gemeente"] for f in features],
+                                       polygons),
         population=np.array([f["properties"]["inwoners"] or 0 for f in features], dtype=float),
         expected_ohca=np.array([ohca.get(int(p), 0.0) for p in postcodes]),
-        polygons=[shape(f["geometry"]) for f in features])
+        polygons=polygons)
+
+
+def _municipalities(names: list[str | None], polygons: list[shapely.Geometry]) -> list[str]:
+    """Each area's municipality; the few areas CBS lists without one (new or split areas)
+    get the municipality their inner point lies in."""
+    from fleet.municipalities import MunicipalityLocator, read_boundaries
+
+    if all(names):
+        return [str(name) for name in names]
+    locator = MunicipalityLocator([(b.name, b.geometry_geojson) for b in read_boundaries()])
+    filled: list[str] = []
+    for name, polygon in zip(names, polygons, strict=True):
+        if not name:
+            point = polygon.representative_point()
+            name = locator.locate(point.y, point.x) or "unknown"
+        filled.append(str(name))
+    return filled
 
 
 def sample_points(areas: Pc4Areas, weights: NDArray[np.float64], count: int,

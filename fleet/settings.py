@@ -20,7 +20,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from alarm_core.policy import DispatchPolicy
+from alarm_core.policy import AedAccessPolicy, DispatchPolicy
 from fleet.errors import ConfigError
 from fleet.readiness import ReadinessPolicy
 
@@ -98,6 +98,28 @@ class AlarmSettings(BaseModel):
     full_refresh_minutes: float = Field(default=10.0, gt=0)
 
 
+class CoverageSettings(BaseModel):
+    """The 6-minute zone (`[coverage]`); travel speed and turnout are the dispatch policy's."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    target_s: float = Field(default=360.0, gt=0, le=3600)
+    """CPR started and an AED attached within this many seconds of the 112 call."""
+    alarm_delay_s: float = Field(default=60.0, ge=0, le=600)
+    """From the 112 call to the responders' phones ringing."""
+    aed_access: AedAccessPolicy = AedAccessPolicy.OPEN_NOW
+    """`open_now`: an AED counts while its opening hours say open (a shop's at 14:00, not at
+    03:00); `always_open`: only 24/7 AEDs count, as the Dutch dispatch rule sends."""
+    cell_m: float = Field(default=150.0, ge=20, le=5000)
+    """Grid cell size in metres (150 m: about 1.5 million cells over the Netherlands)."""
+    advice_count: int = Field(default=10, ge=0, le=200)
+    """How many new sites and critical existing AEDs the placement advice lists."""
+    refresh_s: float = Field(default=30.0, gt=0, le=3600)
+    """The console's live coverage applies changed AEDs at most this often."""
+    full_refresh_minutes: float = Field(default=15.0, gt=0)
+    """... and recomputes everything (responders, opening hours) this often."""
+
+
 class Settings(BaseSettings):
     """Configuration every aedfleet component honours (contract §4)."""
 
@@ -124,6 +146,7 @@ class Settings(BaseSettings):
     notify: NotifySettings = NotifySettings()
     dispatch: DispatchPolicy = DispatchPolicy()
     alarm: AlarmSettings = AlarmSettings()
+    coverage: CoverageSettings = CoverageSettings()
 
     @field_validator("timezone")
     @classmethod
