@@ -15,17 +15,20 @@ from web.errors import register_error_handlers
 
 def create_app(engine: Any, *, alarm_core: Any = None, metrics: AlarmMetrics | None = None,
                clock: Callable[[], datetime] | None = None,
-               ready: Callable[[], bool] | None = None) -> Flask:
-    """The application around a database engine and, where it runs, the alarm core."""
+               ready: Callable[[], bool] | None = None, coverage: Any = None) -> Flask:
+    """The application around a database engine and, where they run, the alarm core and the
+    live coverage (`fleet.coverage.live.LiveCoverage`)."""
+    from web.api.coverage import bp as coverage_api
     from web.api.incidents import bp as incidents
 
     app = Flask(__name__)
     app.config.update(ENGINE=engine, ALARM_CORE=alarm_core,
-                      ALARM_METRICS=metrics or AlarmMetrics(), CLOCK=clock,
+                      ALARM_METRICS=metrics or AlarmMetrics(), CLOCK=clock, COVERAGE=coverage,
                       MAX_CONTENT_LENGTH=64 * 1024)
     app.json.sort_keys = False  # type: ignore[attr-defined]
     register_error_handlers(app)
     app.register_blueprint(incidents)
+    app.register_blueprint(coverage_api)
 
     @app.get("/metrics")
     def metrics_view() -> Response:

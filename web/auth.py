@@ -23,7 +23,8 @@ def token_digest(token: str) -> str:
 
 
 SCOPES = {"dispatch": "a 112 dispatch centre: posts, reads and closes its incidents",
-          "responders": "a responder-app backend: posts responders' answers"}
+          "responders": "a responder-app backend: posts responders' answers",
+          "coverage": "a municipality's or the console's map: reads coverage"}
 
 
 def create_token(engine: Any, caller: str, now: datetime, scope: str = "dispatch") -> str:

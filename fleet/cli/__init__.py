@@ -31,6 +31,7 @@ COMMANDS = {
     "broker-config": "device_agents.cli:broker_config",
     "aftercare": "fleet.cli.alarm:aftercare",
     "alarm": "fleet.cli.alarm:alarm",
+    "coverage": "fleet.cli.coverage:coverage",
     "db": "fleet.cli.db:db",
     "declare": "fleet.cli.aeds:declare",
     "demo": "fleet.cli.demo:demo",

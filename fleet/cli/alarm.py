@@ -175,9 +175,10 @@ def tokens() -> None:
 
 @tokens.command("create")
 @click.argument("caller")
-@click.option("--scope", type=click.Choice(["dispatch", "responders"]), default="dispatch",
-              show_default=True, help="dispatch: a 112 centre (incidents); responders: a "
-              "responder-app backend (answers).")
+@click.option("--scope", type=click.Choice(["dispatch", "responders", "coverage"]),
+              default="dispatch", show_default=True, help="dispatch: a 112 centre "
+              "(incidents); responders: a responder-app backend (answers); coverage: a "
+              "map that reads coverage.")
 @pass_context
 def tokens_create(ctx: Context, caller: str, scope: str) -> None:
     """Print a new token for CALLER (shown once; only its digest is stored)."""

@@ -142,3 +142,43 @@ def dispatch_bench(responders: int, aeds: int, incidents: int, naive_sample: int
                    f"{figures['alerts_missing']} missing)")
     keys = ("select_p99_ms", "alerts_p99_ms", "naive_ratio", "postgis_ratio", "agree")
     click.echo(json.dumps({**{k: figures.get(k) for k in keys}, **figures}))
+
+
+@bench.command("coverage")
+@click.option("--responders", default=250_000, show_default=True)
+@click.option("--aeds", default=25_000, show_default=True)
+@click.option("--cell-m", default=150.0, show_default=True,
+              help="Grid cell size (150 m: about 1.5 million cells).")
+@click.option("--at", "at", default="2026-11-25T14:00:00+01:00", show_default=True,
+              help="Moment of the full map (a night figure is taken at 03:00 that day as well).")
+@click.option("--changes", default=1_000, show_default=True,
+              help="Single AED changes applied incrementally.")
+@click.option("--baseline-cells", default=3_000, show_default=True,
+              help="Cells the all-pairs baseline is timed on (then scaled).")
+@click.option("--quick", is_flag=True,
+              help="25,000 responders, 2,500 AEDs, 1 km cells: a smoke test.")
+@pass_context
+def coverage_bench(ctx: Context, responders: int, aeds: int, cell_m: float, at: str,
+                   changes: int, baseline_cells: int, quick: bool) -> None:
+    """Coverage of the Netherlands: full, incremental, 24-hour profile; all-pairs baseline."""
+    from fleet.cli import parse_time
+    from fleet.coverage.bench import bench_coverage
+
+    if quick:
+        responders, aeds, cell_m, changes, baseline_cells = 25_000, 2_500, 1_000.0, 50, 200
+    figures = bench_coverage(responders, aeds, cell_m, parse_time(at, ctx.settings), changes,
+                             baseline_cells, progress=lambda m: click.echo(m, err=True))
+    click.echo(f"{figures['cells']:,} cells of {cell_m:g} m (grid {figures['grid_s']} s, tree "
+               f"{figures['cell_tree_s']} s), {figures['aeds']:,} AEDs, "
+               f"{figures['responders']:,} responders: full computation {figures['full_s']} s; "
+               f"one AED change p50 {figures['incremental_p50_ms']} ms, p99 "
+               f"{figures['incremental_ms']} ms (agrees with full: "
+               f"{figures['incremental_agrees_with_full']}); 24-hour profile of "
+               f"{figures['profile_municipality']} {figures['profile_s']} s")
+    click.echo(f"all-pairs numpy baseline {figures['baseline_s']} s (scaled from "
+               f"{figures['baseline_sample_cells']:,} cells): {figures['baseline_ratio']}x; "
+               f"agrees: {figures['baseline_agrees']}; national coverage "
+               f"{figures['national_covered_pct']} % at {figures['at']}, "
+               f"{figures['national_covered_pct_night']} % at {figures['night_at']}")
+    keys = ("full_s", "incremental_ms", "profile_s", "baseline_ratio", "national_covered_pct")
+    click.echo(json.dumps({**{k: figures[k] for k in keys}, **figures}))

@@ -245,6 +245,19 @@ class CoverageMap:
                                        self.model.reach_m)[0] if self.deployable[slot] else np.inf
         return self._recompute(around)
 
+    def advance(self, at: datetime) -> int:
+        """Move the map to a later moment: AEDs whose opening hours (or the rules) now decide
+        otherwise are applied one by one. Responders stay as they were: rebuild for them.
+        Returns how many AEDs changed."""
+        self.at = at
+        present = [(slot, aed) for slot, aed in enumerate(self.entries) if aed is not None]
+        now = deployable_mask([aed for _slot, aed in present], at, self.model)
+        flipped = [aed for (slot, aed), ok in zip(present, now.tolist(), strict=True)
+                   if ok != bool(self.deployable[slot])]
+        for aed in flipped:
+            self.set_aed(aed)
+        return len(flipped)
+
     def remove_aed(self, aed_id: str) -> int:
         """Take an AED out (removed from the registry); returns cells recomputed."""
         slot = self.slot_of.pop(aed_id, None)

@@ -124,6 +124,14 @@ class AreaCoverage:
     def share(self) -> float:
         return self.covered / self.population if self.population else 0.0
 
+    @property
+    def cpr_share(self) -> float:
+        return self.cpr / self.population if self.population else 0.0
+
+    @property
+    def aed_share(self) -> float:
+        return self.aed / self.population if self.population else 0.0
+
     def to_json(self) -> dict[str, Any]:
         def pct(value: float) -> float:
             return round(100 * value / self.population, 2) if self.population else 0.0
@@ -176,7 +184,7 @@ def find_municipality(areas: Pc4Areas, name: str) -> str:
     raise UnknownMunicipality(f"no municipality named {name!r}{hint}")
 
 
-def _near(points: FloatArray, cells: Cells, margin_m: float) -> BoolArray:
+def near_cells(points: FloatArray, cells: Cells, margin_m: float) -> BoolArray:
     """Points that may lie within `margin_m` of some cell (a box test in sphere coordinates)."""
     if len(points) == 0 or len(cells) == 0:
         return np.zeros(len(points), dtype=bool)
@@ -198,7 +206,7 @@ def _around(inputs: CoverageInputs, cells: Cells, at: datetime,
             nearby: np.ndarray) -> _Local:
     aeds = [inputs.aeds[i] for i in nearby.tolist()]
     people = inputs.responders.positions_at(at, inputs.model)
-    people = people[_near(people, cells, 2 * inputs.model.reach_m)]
+    people = people[near_cells(people, cells, 2 * inputs.model.reach_m)]
     return _Local(nearby, deployable_mask(aeds, at, inputs.model), people)
 
 
@@ -218,7 +226,7 @@ def analyse_municipality(inputs: CoverageInputs, name: str, at: datetime,
     municipality = find_municipality(areas, name)
     indexes = [i for i, m in enumerate(areas.municipalities) if m == municipality]
     cells = lay_cells(areas, inputs.cell_m, only=np.array(indexes))
-    nearby = np.flatnonzero(_near(inputs.aed_xyz, cells, model.reach_m))
+    nearby = np.flatnonzero(near_cells(inputs.aed_xyz, cells, model.reach_m))
     local = _around(inputs, cells, at, nearby)
     aed_xyz = inputs.aed_xyz[nearby]
     times = evaluate(cells, aed_xyz, local.deployable, local.responders, model)
