@@ -43,6 +43,7 @@ COMMANDS = {
     "municipalities": "fleet.cli.db:municipalities",
     "notify": "fleet.cli.notify:notify",
     "responders": "fleet.cli.responders:responders",
+    "serve": "fleet.cli.serve:serve",
     "simulate": "device_agents.cli:simulate",
     "tokens": "fleet.cli.alarm:tokens",
 }
