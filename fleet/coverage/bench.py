@@ -131,6 +131,7 @@ def bench_coverage(responders: int, aeds: int, cell_m: float, at: datetime,
     baseline_s = cells_s / len(picks) * len(cells) + \
         fetch_s / max(1, fetched) * int(usable.sum())
     agree = bool(np.array_equal(flags, coverage.covered[picks]))
+    population = float(coverage.area_population.sum())
     return {
         "cells": len(cells), "cell_m": cell_m, "aeds": len(inputs.aeds),
         "responders": len(world.responders), "at": at.isoformat(),
@@ -147,6 +148,8 @@ def bench_coverage(responders: int, aeds: int, cell_m: float, at: datetime,
         "baseline_sample_aeds": fetched,
         "baseline_ratio": round(baseline_s / full_s, 1), "baseline_agrees": agree,
         "national_covered_pct": round(100 * coverage.covered_share, 2),
+        "national_cpr_pct": round(100 * float(coverage.area_cpr.sum() / population), 2),
+        "national_aed_pct": round(100 * float(coverage.area_aed.sum() / population), 2),
         "national_covered_pct_night": round(100 * night_map.covered_share, 2),
         "night_at": night.isoformat(),
     }

@@ -73,3 +73,16 @@ def test_dispatch_benchmark_selections_agree_across_index_geopy_and_postgis(
     if postgis:
         assert float(figures["postgis_ratio"]) > 0  # type: ignore[arg-type]
     assert figures["alerts_missing"] == 0, "every alert of every posted incident arrived"
+
+
+def test_coverage_benchmark_agrees_with_its_all_pairs_baseline_and_full_recomputation(
+        plain_cli: Cli) -> None:
+    result = plain_cli("bench", "coverage", "--quick", timeout=300)
+    assert result.returncode == 0, result.stderr
+    figures = last_json_line(result.stdout)
+    assert list(figures)[:5] == ["full_s", "incremental_ms", "profile_s", "baseline_ratio",
+                                 "national_covered_pct"]
+    assert figures["baseline_agrees"] is True, "same covered cells as all pairs"
+    assert figures["incremental_agrees_with_full"] is True
+    assert 0 < float(figures["national_covered_pct"]) < 100  # type: ignore[arg-type]
+    assert float(figures["baseline_ratio"]) > 1  # type: ignore[arg-type]
