@@ -100,9 +100,10 @@ def bench_coverage(responders: int, aeds: int, cell_m: float, at: datetime,
     timings: list[float] = []
     touched: list[int] = []
     for _ in range(changes):
-        aed = inputs.aeds[int(rng.integers(len(inputs.aeds)))]
+        which = int(rng.integers(len(inputs.aeds)))
+        aed = inputs.aeds[which]
         flipped = replace(aed, readiness="not_ready" if aed.readiness == "ready" else "ready")
-        inputs.aeds[inputs.aeds.index(aed)] = flipped
+        inputs.aeds[which] = flipped
         began = time.perf_counter()
         cells_done = coverage.set_aed(flipped)
         timings.append((time.perf_counter() - began) * 1000)

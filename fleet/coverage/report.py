@@ -61,7 +61,8 @@ def national_json(result: NationalCoverage, limit: int | None = None) -> dict[st
 def municipality_csv(result: MunicipalityCoverage) -> str:
     """One row per PC4 area, weakest first, with its share at each hour of the day."""
     hours = [h.at for h in result.profile]
-    local = [result.model.local(h).strftime("%H:%M") for h in hours]
+    # With the UTC offset: the day the clocks go back has two 02:00 hours.
+    local = [result.model.local(h).isoformat(timespec="minutes")[11:] for h in hours]
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["postcode", "municipality", "population", "covered", "covered_pct",

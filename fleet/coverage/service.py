@@ -72,12 +72,13 @@ class CoverageInputs:
         pool.load(responders)
         return cls(areas, aeds, ResponderSites.build(pool, work), model, cell_m)
 
-    def replace_aeds(self, changed: list[AedEntry], removed: set[str]) -> None:
-        """Take in changed or new AEDs and drop removed ones."""
+    def with_aeds(self, changed: list[AedEntry], removed: set[str]) -> CoverageInputs:
+        """New inputs with changed or new AEDs taken in and removed ones dropped (these stay
+        as they are for whoever still reads them)."""
         by_id = {aed.id: aed for aed in self.aeds if aed.id not in removed}
         by_id.update({aed.id: aed for aed in changed})
-        self.aeds = list(by_id.values())
-        self.__post_init__()
+        return CoverageInputs(self.areas, list(by_id.values()), self.responders, self.model,
+                              self.cell_m)
 
 
 def load_inputs(session: Session, settings: Settings, now: datetime,

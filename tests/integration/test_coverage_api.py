@@ -21,7 +21,7 @@ from fleet.settings import Settings
 from web import create_app
 from web.auth import create_token
 
-from .alarm_support import AED_1, NOW, build_street, report_cabinet
+from .alarm_support import AED_1, NOW, build_street, report_cabinet, set_aed
 from .test_alarm_api import assert_error
 
 UTRECHT = "/api/v1/coverage/municipalities/Utrecht"
@@ -33,6 +33,13 @@ class Map:
     client: FlaskClient
     token: str
     now: datetime = NOW
+    tick: float = 0.0
+    """The monotonic clock, seconds."""
+
+    def later(self, seconds: float) -> None:
+        """Time passes on both clocks."""
+        self.now += timedelta(seconds=seconds)
+        self.tick += seconds
 
     def get(self, path: str, token: str | None = None) -> TestResponse:
         return self.client.get(path, headers={"Authorization": f"Bearer {token or self.token}"})
@@ -44,7 +51,8 @@ def coverage_map(engine: Engine, settings: Settings) -> Map:
     coarse = settings.model_copy(update={"coverage": settings.coverage.model_copy(
         update={"cell_m": 1000.0, "refresh_s": 5.0})})
     holder: dict[str, Map] = {}
-    live = LiveCoverage(engine, coarse, clock=lambda: holder["map"].now)
+    live = LiveCoverage(engine, coarse, clock=lambda: holder["map"].now,
+                        monotonic=lambda: holder["map"].tick)
     app = create_app(engine, coverage=live)
     app.config["TESTING"] = True
     holder["map"] = Map(engine, app.test_client(),
@@ -81,10 +89,30 @@ def test_an_aed_whose_pads_expire_leaves_the_map_at_the_next_refresh(coverage_ma
     assert before["covered_pct"] > 0 and national["covered_pct"] > 0
     report_cabinet(coverage_map.engine, f"cab-{AED_1}", NOW + timedelta(seconds=1),
                    pads_expiry=NOW.date() - timedelta(days=1))
-    coverage_map.now = NOW + timedelta(seconds=10)
+    coverage_map.later(10)
     after = coverage_map.get(UTRECHT).get_json()
     assert after["aeds_counted"] == 0 and after["covered_pct"] == 0
     assert coverage_map.get("/api/v1/coverage").get_json()["covered_pct"] == 0
+
+
+def test_the_national_map_follows_opening_hours_also_when_it_refreshes(
+        coverage_map: Map) -> None:
+    # 15:00 in Utrecht; the AED's shop closes at 15:10.
+    set_aed(coverage_map.engine, AED_1, opening_hours="Mo-Fr 08:00-15:10",
+            updated_at=NOW + timedelta(seconds=1))
+    coverage_map.later(10)
+    assert coverage_map.get("/api/v1/coverage").get_json()["covered_pct"] > 0
+    coverage_map.later(660)  # 15:11:10: a refresh is due as well (a full one is not)
+    assert coverage_map.get("/api/v1/coverage").get_json()["covered_pct"] == 0
+
+
+def test_a_wall_clock_set_back_does_not_stop_the_refreshes(coverage_map: Map) -> None:
+    assert coverage_map.get(UTRECHT).get_json()["aeds_counted"] == 1
+    coverage_map.now -= timedelta(hours=1)
+    report_cabinet(coverage_map.engine, f"cab-{AED_1}", coverage_map.now,
+                   pads_expiry=NOW.date() - timedelta(days=1))
+    coverage_map.tick += 10
+    assert coverage_map.get(UTRECHT).get_json()["aeds_counted"] == 0
 
 
 def test_geojson_and_csv_describe_every_postcode_area_of_the_municipality(
@@ -101,12 +129,21 @@ def test_geojson_and_csv_describe_every_postcode_area_of_the_municipality(
     assert {r["postcode"] for r in rows} == {f["properties"]["postcode"] for f in postcodes}
 
 
+def test_the_csv_of_the_day_the_clocks_go_back_has_25_distinct_hours(coverage_map: Map) -> None:
+    table = coverage_map.get(f"{UTRECHT}/csv?at=2026-10-25T12:00:00Z").get_data(as_text=True)
+    header = next(csv.reader(io.StringIO(table)))
+    hours = [name for name in header if name.startswith("covered_pct_")]
+    assert len(hours) == len(set(hours)) == 25
+    assert "covered_pct_02:00+02:00" in hours and "covered_pct_02:00+01:00" in hours
+
+
 @pytest.mark.parametrize(("path", "status", "code"), [
     ("/api/v1/coverage/municipalities/Utrekt", 404, "unknown_municipality"),
     (f"{UTRECHT}?at=yesterday", 400, "invalid_time"),
     (f"{UTRECHT}?at=2026-11-25T14:00:00", 400, "invalid_time"),
     (f"{UTRECHT}?advice=-1", 400, "invalid_argument"),
     (f"{UTRECHT}?advice=201", 400, "invalid_argument"),
+    (f"{UTRECHT}?advice=%C2%B2", 400, "invalid_argument"),
     ("/api/v1/coverage?limit=0", 400, "invalid_argument"),
 ])
 def test_bad_requests_are_refused_with_a_reason(coverage_map: Map, path: str, status: int,

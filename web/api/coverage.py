@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 
 from flask import Blueprint, Response, current_app, jsonify, request
@@ -14,7 +15,6 @@ from fleet.coverage.service import (
     MunicipalityCoverage,
     UnknownMunicipality,
     analyse_municipality,
-    national_summary,
 )
 from web.auth import token_required
 
@@ -48,7 +48,7 @@ def _int_arg(name: str, default: int, low: int, high: int) -> int:
     value = request.args.get(name)
     if value is None:
         return default
-    if not value.isdigit() or not low <= int(value) <= high:
+    if re.fullmatch(r"[0-9]{1,9}", value) is None or not low <= int(value) <= high:
         raise Refused("invalid_argument", f"{name} must be a whole number from {low} to {high}",
                       status=400)
     return int(value)
@@ -70,8 +70,7 @@ def _analyse(name: str) -> MunicipalityCoverage:
 def national() -> Response:
     """The whole country now: share covered, municipalities weakest first."""
     limit = _int_arg("limit", 400, 1, 10_000)
-    inputs, whole = _live().national()
-    return jsonify(report.national_json(national_summary(whole, inputs), limit=limit))
+    return jsonify(report.national_json(_live().national(), limit=limit))
 
 
 @bp.get("/municipalities/<name>")
