@@ -4,7 +4,7 @@ area's inhabitants.
 CBS publishes inhabitants per PC4 area, not finer, so an area's inhabitants are spread evenly
 over the cells whose centre lies inside it; an area too small to hold a cell centre becomes one
 cell at its inner point. Cells are a latitude/longitude lattice whose spacing is `cell_m` metres
-at the middle latitude of the areas (within 3 % of it anywhere in the Netherlands); all
+at the middle latitude of the areas (within about 3 % of it anywhere in the Netherlands); all
 distances are then measured exactly on the sphere (`alarm_core.geo`), so the lattice's shape
 never bends a travel time.
 """

@@ -173,14 +173,24 @@ class MunicipalityCoverage:
     """PC4 code -> shapely polygon."""
 
 
+# Names people use for the municipalities CBS spells otherwise.
+ALIASES = {"den haag": "'s-Gravenhage", "the hague": "'s-Gravenhage",
+           "den bosch": "'s-Hertogenbosch"}
+
+
 def find_municipality(areas: Pc4Areas, name: str) -> str:
     """The municipality's name as the areas spell it (case and spacing forgiven)."""
     names = sorted(set(areas.municipalities))
     wanted = " ".join(name.split()).casefold()
-    for known in names:
-        if known.casefold() == wanted:
-            return known
-    close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
+    folded = {known.casefold(): known for known in names}
+    if wanted in folded:
+        return folded[wanted]
+    if wanted in ALIASES and ALIASES[wanted] in names:
+        return ALIASES[wanted]
+    # "Bergen" is two municipalities: "Bergen (NH.)" and "Bergen (L.)".
+    starting = [known for fold, known in folded.items() if fold.startswith(wanted + " (")]
+    close = starting or [folded[c] for c in difflib.get_close_matches(wanted, list(folded), n=3,
+                                                                     cutoff=0.6)]
     hint = f"; did you mean {', '.join(close)}?" if close else ""
     raise UnknownMunicipality(f"no municipality named {name!r}{hint}")
 
