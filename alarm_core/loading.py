@@ -46,16 +46,21 @@ RESPONDER_COLUMNS = [col(Responder.id), col(Responder.date_of_birth),
                      col(Responder.last_location_at)]
 
 
-def _pair(lat: float | None, lon: float | None) -> tuple[float, float] | None:
+def pair(lat: float | None, lon: float | None) -> tuple[float, float] | None:
     return None if lat is None or lon is None else (lat, lon)
 
 
 def responder_entry(row: Any, now: datetime, work: bool, policy: DispatchPolicy) -> ResponderEntry:
     """A responder row as the pool holds it, placed where they are likely to be at `now`."""
-    places = Whereabouts(app=_pair(row.last_lat, row.last_lon), app_at=row.last_location_at,
-                         home=_pair(row.home_lat, row.home_lon),
-                         work=_pair(row.work_lat, row.work_lon))
+    places = Whereabouts(app=pair(row.last_lat, row.last_lon), app_at=row.last_location_at,
+                         home=pair(row.home_lat, row.home_lon),
+                         work=pair(row.work_lat, row.work_lon))
     position, _source = position_at(places, now, work, policy)
+    return entry_at(row, position)
+
+
+def entry_at(row: Any, position: tuple[float, float] | None) -> ResponderEntry:
+    """A responder row as the pool holds it, placed at `position`."""
     return ResponderEntry(
         id=row.id, lat=None if position is None else position[0],
         lon=None if position is None else position[1], date_of_birth=row.date_of_birth,

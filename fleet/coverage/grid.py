@@ -88,10 +88,6 @@ class Cells:
     def tree(self) -> cKDTree:
         return cKDTree(self.xyz)
 
-    def subset(self, which: IntArray | NDArray[np.bool_]) -> Cells:
-        return Cells(self.lat[which], self.lon[which], self.population[which], self.area[which],
-                     self.cell_m, self.lattice)
-
 
 def lay_cells(areas: Pc4Areas, cell_m: float, only: IntArray | None = None,
               progress: Callable[[int], None] | None = None) -> Cells:

@@ -168,19 +168,31 @@ class Times:
         return np.asarray((self.cpr_s <= model.target_s) & (self.aed_s <= model.target_s))
 
 
+def fetch_distances(responders: cKDTree | None, aed_xyz: FloatArray, deployable: BoolArray,
+                    reach_m: float) -> FloatArray:
+    """Per AED, metres from its nearest alertable responder; inf where it does not count."""
+    fetch_m = np.full(len(aed_xyz), np.inf)
+    if deployable.any():
+        fetch_m[deployable] = nearest_m(responders, aed_xyz[deployable], reach_m)
+    return fetch_m
+
+
+def aed_seconds(cells: Cells, aed_xyz: FloatArray, fetch_m: FloatArray,
+                model: CoverageModel) -> FloatArray:
+    """Per cell, seconds from the call until the fastest fetcher brings an AED."""
+    _aed, cell, metres = aed_trips(cells.tree, aed_xyz, fetch_m, model.reach_m)
+    aed_m = np.full(len(cells), np.inf)
+    np.minimum.at(aed_m, cell, metres)
+    return model.seconds(aed_m)
+
+
 def evaluate(cells: Cells, aed_xyz: FloatArray, deployable: BoolArray,
              responder_xyz: FloatArray, model: CoverageModel) -> Times:
     """Times for every cell from these AEDs (those `deployable`) and alertable responders."""
-    reach = model.reach_m
     responders = cKDTree(responder_xyz) if len(responder_xyz) else None
-    cpr_m = nearest_m(responders, cells.xyz, reach)
-    fetch_m = np.full(len(aed_xyz), np.inf)
-    if deployable.any():
-        fetch_m[deployable] = nearest_m(responders, aed_xyz[deployable], reach)
-    _aed, cell, metres = aed_trips(cells.tree, aed_xyz, fetch_m, reach)
-    aed_m = np.full(len(cells), np.inf)
-    np.minimum.at(aed_m, cell, metres)
-    return Times(model.seconds(cpr_m), model.seconds(aed_m), fetch_m)
+    cpr_m = nearest_m(responders, cells.xyz, model.reach_m)
+    fetch_m = fetch_distances(responders, aed_xyz, deployable, model.reach_m)
+    return Times(model.seconds(cpr_m), aed_seconds(cells, aed_xyz, fetch_m, model), fetch_m)
 
 
 def aggregate(cells: Cells, values: FloatArray, n_areas: int) -> FloatArray:
@@ -224,14 +236,9 @@ class CoverageMap:
         self.deployable = np.zeros(len(self.entries), dtype=bool)
         self.deployable[slots] = deployable_mask([a for a in present if a is not None],
                                                  self.at, self.model)
-        self.fetch_m = np.full(len(self.entries), np.inf)
-        counted = np.flatnonzero(self.deployable)
         xyz = self.index.positions(np.arange(len(self.entries)))
-        self.fetch_m[counted] = nearest_m(self.responders, xyz[counted], self.model.reach_m)
-        _aed, cell, metres = aed_trips(self.cells.tree, xyz, self.fetch_m, self.model.reach_m)
-        aed_m = np.full(len(self.cells), np.inf)
-        np.minimum.at(aed_m, cell, metres)
-        self.aed_s = self.model.seconds(aed_m)
+        self.fetch_m = fetch_distances(self.responders, xyz, self.deployable, self.model.reach_m)
+        self.aed_s = aed_seconds(self.cells, xyz, self.fetch_m, self.model)
         target, weights = self.model.target_s, self.cells.population
         self.covered = np.asarray((self.cpr_s <= target) & (self.aed_s <= target))
         self.area_covered = aggregate(self.cells, weights * self.covered, self.n_areas)

@@ -10,12 +10,9 @@ from typing import Any
 import numpy as np
 from shapely.geometry import mapping
 
+from alarm_core.wire import rfc3339
 from fleet.coverage.model import CoverageModel
 from fleet.coverage.service import MunicipalityCoverage, NationalCoverage
-
-
-def rfc3339(value: Any) -> str:
-    return str(value.isoformat().replace("+00:00", "Z"))
 
 
 def assumptions(model: CoverageModel, cell_m: float) -> dict[str, Any]:

@@ -4,7 +4,7 @@ for the whole country (the domain maths is in `model` and `placement`)."""
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
@@ -16,7 +16,7 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session
 
 from alarm_core.geo import TravelModel, arc_to_chord, to_xyz
-from alarm_core.loading import RESPONDER_COLUMNS, aed_entries
+from alarm_core.loading import RESPONDER_COLUMNS, aed_entries, entry_at, pair
 from alarm_core.pools import AedEntry, ResponderEntry, ResponderPool
 from fleet.coverage.grid import Cells, lay_cells
 from fleet.coverage.model import (
@@ -87,25 +87,16 @@ def load_inputs(session: Session, settings: Settings, now: datetime,
     responders: list[ResponderEntry] = []
     work: dict[str, tuple[float, float]] = {}
     for row in session.execute(sa_select(*RESPONDER_COLUMNS)):
-        home = _pair(row.home_lat, row.home_lon)
-        office = _pair(row.work_lat, row.work_lon)
-        place = home or office
+        home = pair(row.home_lat, row.home_lon)
+        office = pair(row.work_lat, row.work_lon)
         if office is not None:
             work[row.id] = office
-        responders.append(ResponderEntry(
-            id=row.id, lat=None if place is None else place[0],
-            lon=None if place is None else place[1], date_of_birth=row.date_of_birth,
-            certificate_date=row.certificate_date, available=row.available, active=row.active,
-            quiet_from=row.quiet_from, quiet_until=row.quiet_until,
-            medical=row.training == "medical", app=row.channel == "app"))
+        # The usual week, not this moment: no app location, nobody busy.
+        responders.append(replace(entry_at(row, home or office), busy=False))
     return CoverageInputs.build(areas or load_pc4(), aed_entries(session, settings, now),
                                 responders, work, coverage_model(settings),
                                 settings.coverage.cell_m,
                                 include_sms=bool(settings.alarm.sms_gateway_url))
-
-
-def _pair(lat: float | None, lon: float | None) -> tuple[float, float] | None:
-    return None if lat is None or lon is None else (lat, lon)
 
 
 @dataclass(frozen=True)
@@ -120,6 +111,12 @@ class AreaCoverage:
     """Inhabitants with CPR in time (whether or not an AED is)."""
     aed: float
     """Inhabitants with an AED in time (whether or not CPR is)."""
+
+    @classmethod
+    def total(cls, name: str, parts: list[AreaCoverage]) -> AreaCoverage:
+        """A municipality as the sum of its areas."""
+        return cls(name, name, sum(p.population for p in parts), sum(p.covered for p in parts),
+                   sum(p.cpr for p in parts), sum(p.aed for p in parts))
 
     @property
     def share(self) -> float:
@@ -243,9 +240,7 @@ def analyse_municipality(inputs: CoverageInputs, name: str, at: datetime,
     times = evaluate(cells, aed_xyz, local.deployable, local.responders, model)
     counted = np.ones(len(cells), dtype=bool)
     postcodes = _area_results(cells, times, model, areas, indexes)
-    total = AreaCoverage(municipality, municipality, sum(p.population for p in postcodes),
-                         sum(p.covered for p in postcodes), sum(p.cpr for p in postcodes),
-                         sum(p.aed for p in postcodes))
+    total = AreaCoverage.total(municipality, postcodes)
     tree = cKDTree(local.responders) if len(local.responders) else None
     ids = [inputs.aeds[i].id for i in nearby.tolist()]
     latlon = np.array([[inputs.aeds[i].lat, inputs.aeds[i].lon] for i in nearby.tolist()]
@@ -262,14 +257,20 @@ def analyse_municipality(inputs: CoverageInputs, name: str, at: datetime,
 
 def _area_results(cells: Cells, times: Times, model: CoverageModel, areas: Pc4Areas,
                   indexes: list[int] | None = None) -> list[AreaCoverage]:
-    n = len(areas)
-    pop = aggregate(cells, cells.population, n)
-    covered = aggregate(cells, cells.population * times.covered(model), n)
-    cpr = aggregate(cells, cells.population * (times.cpr_s <= model.target_s), n)
-    aed = aggregate(cells, cells.population * (times.aed_s <= model.target_s), n)
-    chosen = range(n) if indexes is None else indexes
-    return [AreaCoverage(f"{areas.postcodes[i]:04d}", areas.municipalities[i], float(pop[i]),
-                         float(covered[i]), float(cpr[i]), float(aed[i])) for i in chosen]
+    n, weights = len(areas), cells.population
+    return _postcodes(areas, aggregate(cells, weights, n),
+                      aggregate(cells, weights * times.covered(model), n),
+                      aggregate(cells, weights * (times.cpr_s <= model.target_s), n),
+                      aggregate(cells, weights * (times.aed_s <= model.target_s), n),
+                      range(n) if indexes is None else indexes)
+
+
+def _postcodes(areas: Pc4Areas, population: FloatArray, covered: FloatArray, cpr: FloatArray,
+               aed: FloatArray, indexes: Iterable[int]) -> list[AreaCoverage]:
+    """The PC4 areas of `indexes` from per-area sums of inhabitants."""
+    return [AreaCoverage(f"{areas.postcodes[i]:04d}", areas.municipalities[i],
+                         float(population[i]), float(covered[i]), float(cpr[i]), float(aed[i]))
+            for i in indexes]
 
 
 def day_hours(at: datetime, model: CoverageModel) -> list[datetime]:
@@ -325,16 +326,12 @@ def national_map(inputs: CoverageInputs, at: datetime,
 def national_summary(coverage: CoverageMap, inputs: CoverageInputs) -> NationalCoverage:
     """Per PC4 and per municipality, weakest first, from a national map."""
     areas = inputs.areas
-    postcodes = [AreaCoverage(f"{areas.postcodes[i]:04d}", areas.municipalities[i],
-                              float(coverage.area_population[i]), float(coverage.area_covered[i]),
-                              float(coverage.area_cpr[i]), float(coverage.area_aed[i]))
-                 for i in range(len(areas))]
-    by_name: dict[str, list[float]] = {}
+    postcodes = _postcodes(areas, coverage.area_population, coverage.area_covered,
+                           coverage.area_cpr, coverage.area_aed, range(len(areas)))
+    by_name: dict[str, list[AreaCoverage]] = {}
     for p in postcodes:
-        sums = by_name.setdefault(p.municipality, [0.0, 0.0, 0.0, 0.0])
-        for k, value in enumerate((p.population, p.covered, p.cpr, p.aed)):
-            sums[k] += value
-    municipalities = [AreaCoverage(name, name, *sums) for name, sums in by_name.items()]
+        by_name.setdefault(p.municipality, []).append(p)
+    municipalities = [AreaCoverage.total(name, parts) for name, parts in by_name.items()]
     return NationalCoverage(
         at=coverage.at, model=inputs.model, cell_m=inputs.cell_m, cells=len(coverage.cells),
         population=float(coverage.area_population.sum()),
