@@ -1,10 +1,10 @@
 """Placement advice: where new 24/7 AEDs would add most, and which existing ones matter most.
 
-New AEDs: greedy maximum coverage. A candidate site is a cell centre; an AED there would be
-fetched by the nearest alertable responder, so it reaches the cells within `reach - fetch`.
-Only cells that already have CPR in time but no AED in time can be won. The site that wins the
-most inhabitants is taken, its cells count as covered, and the next is chosen on what is left:
-the classic greedy, within 1 - 1/e of the best possible set of k sites.
+New AEDs: greedy maximum coverage. A candidate site is any cell centre, inhabited or not; an
+AED there would be fetched by the nearest alertable responder, so it reaches the cells within
+`reach - fetch`. Only cells that already have CPR in time but no AED in time can be won. The
+site that wins the most inhabitants is taken, its cells count as covered, and the next is chosen
+on what is left: the classic greedy, within 1 - 1/e of the best possible set of k sites.
 
 Existing AEDs: an AED hurts when lost where it is the only AED bringing help in time to a
 covered cell; its loss is the inhabitants of those cells.
@@ -66,7 +66,8 @@ def propose_sites(cells: Cells, times: Times, counted: BoolArray, responders: cK
     """Up to `k` sites among `cells` for new 24/7 AEDs, each with its gain in inhabitants of
     the `counted` cells (e.g. those of one municipality)."""
     reach = model.reach_m
-    candidates = np.flatnonzero(counted & (cells.population > 0))
+    # Uninhabited cells too: a park or business park between two neighbourhoods may reach both.
+    candidates = np.flatnonzero(counted)
     if k <= 0 or len(candidates) == 0:
         return []
     fetch = nearest_m(responders, cells.xyz[candidates], reach)
