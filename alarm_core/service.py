@@ -26,10 +26,10 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, col
 
 from alarm_core import loading
+from alarm_core.aftercall import answer_questionnaire
 from alarm_core.errors import Conflict, NotFound, Refused
 from alarm_core.geo import chord_to_arc
 from alarm_core.models import (
-    AftercareTask,
     Incident,
     IncidentAed,
     IncidentResponder,
@@ -739,23 +739,8 @@ class AlarmCore:
     def answer_questionnaire(self, token: str, answers: dict[str, Any], aftercare: bool,
                              now: datetime) -> Questionnaire:
         """Store a responder's answers; asking for aftercare creates a task due within 24 h."""
-        with self.writing(), session_scope(self.engine) as session:
-            questionnaire = session.get(Questionnaire, token)
-            if questionnaire is None:
-                raise NotFound("unknown_questionnaire", "no questionnaire with this link")
-            if now >= questionnaire.expires_at:
-                raise Conflict("questionnaire_closed", "this questionnaire is closed")
-            if questionnaire.answered_at is not None:
-                raise Conflict("already_answered", "this questionnaire was already answered")
-            questionnaire.answered_at = now
-            questionnaire.answers = json.dumps(answers)
-            session.add(questionnaire)
-            if aftercare:
-                session.add(AftercareTask(
-                    incident_id=questionnaire.incident_id,
-                    responder_id=questionnaire.responder_id, requested_at=now,
-                    due_at=now + timedelta(hours=self.policy.aftercare_due_hours)))
-            return questionnaire
+        with self.writing():
+            return answer_questionnaire(self.engine, self.policy, token, answers, aftercare, now)
 
     # -- time ---------------------------------------------------------------------------------
 

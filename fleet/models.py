@@ -211,3 +211,23 @@ class Notification(SQLModel, table=True):
     next_attempt_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     sent_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     last_error: str | None = Field(default=None, max_length=500)
+
+
+class ConsoleUser(SQLModel, table=True):
+    """A person who logs in to the console, with one role.
+
+    A manager account sees the AEDs of its manager; a municipality account the aggregated
+    picture of its municipality; a responder account its own responder profile.
+    """
+
+    __tablename__ = "console_user"
+
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(max_length=64, unique=True, index=True)
+    password_hash: str = Field(max_length=255)
+    role: str = Field(max_length=16)  # admin | manager | municipality | dispatcher | responder
+    manager_id: int | None = Field(default=None, foreign_key="manager.id", index=True)
+    municipality_id: int | None = Field(default=None, foreign_key="municipality.id")
+    responder_id: str | None = Field(default=None, foreign_key="responder.id", max_length=64)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+    disabled_at: datetime | None = Field(default=None, sa_type=UtcDateTime)

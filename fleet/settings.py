@@ -120,6 +120,31 @@ class CoverageSettings(BaseModel):
     """... and recomputes everything (responders, opening hours) this often."""
 
 
+class WebSettings(BaseModel):
+    """The console (`[web]`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    secret_key: str = ""
+    """Signs session cookies; every web node of one system needs the same. Empty: a key is made
+    once and kept in `var/secret_key` (one node only). Set it through AEDFLEET_WEB__SECRET_KEY."""
+    secure_cookies: bool = True
+    """Session cookies only over HTTPS (browsers treat http://localhost as secure too)."""
+    session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
+    login_limit: str = "5 per minute;20 per hour"
+    """Log-in attempts per client address and per user name (flask-limiter notation)."""
+    rate_limit_storage: str = "memory://"
+    """Where attempt counts are kept: `memory://` (one node) or e.g. `redis://host:6379`."""
+    tile_url: str = ""
+    """Background map tiles, e.g. https://tile.example.org/{z}/{x}/{y}.png; empty: the maps
+    draw municipality and postcode shapes without tiles."""
+    tile_attribution: str = ""
+    history_url: str = ""
+    """Prometheus-style query API of the time-series store (VictoriaMetrics serves it on the
+    same port as its InfluxDB write API); empty: `influx_url`. The AED page's telemetry chart
+    reads from it."""
+
+
 class Settings(BaseSettings):
     """Configuration every aedfleet component honours (contract §4)."""
 
@@ -147,6 +172,7 @@ class Settings(BaseSettings):
     dispatch: DispatchPolicy = DispatchPolicy()
     alarm: AlarmSettings = AlarmSettings()
     coverage: CoverageSettings = CoverageSettings()
+    web: WebSettings = WebSettings()
 
     @field_validator("timezone")
     @classmethod

@@ -1,4 +1,4 @@
-"""The Flask application: the JSON API (and, later, the console)."""
+"""The Flask application: the console's pages for each role and the JSON API under /api/v1."""
 
 from __future__ import annotations
 
@@ -10,25 +10,55 @@ from flask import Flask, Response
 from prometheus_client import generate_latest
 
 from alarm_core.metrics import AlarmMetrics
+from fleet.settings import Settings, load_settings
 from web.errors import register_error_handlers
+from web.security import install, limit_logins
 
 
-def create_app(engine: Any, *, alarm_core: Any = None, metrics: AlarmMetrics | None = None,
+def create_app(engine: Any, *, settings: Settings | None = None, alarm_core: Any = None,
+               metrics: AlarmMetrics | None = None,
                clock: Callable[[], datetime] | None = None,
-               ready: Callable[[], bool] | None = None, coverage: Any = None) -> Flask:
+               ready: Callable[[], bool] | None = None, coverage: Any = None,
+               config: dict[str, Any] | None = None) -> Flask:
     """The application around a database engine and, where they run, the alarm core and the
     live coverage (`fleet.coverage.live.LiveCoverage`)."""
+    from web.api.aeds import bp as aeds_api
     from web.api.coverage import bp as coverage_api
-    from web.api.incidents import bp as incidents
+    from web.api.incidents import bp as incidents_api
+    from web.api.openapi import bp as api_docs
+    from web.console.auth import bp as auth
+    from web.console.fleet import bp as fleet
+    from web.console.incidents import bp as dispatch
+    from web.console.maps import bp as maps
+    from web.console.responder import bp as responder
 
+    settings = settings or (alarm_core.settings if alarm_core is not None else load_settings())
     app = Flask(__name__)
-    app.config.update(ENGINE=engine, ALARM_CORE=alarm_core,
+    app.config.update(ENGINE=engine, SETTINGS=settings, ALARM_CORE=alarm_core,
                       ALARM_METRICS=metrics or AlarmMetrics(), CLOCK=clock, COVERAGE=coverage,
-                      MAX_CONTENT_LENGTH=64 * 1024)
+                      MAX_CONTENT_LENGTH=64 * 1024, **(config or {}))
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    limiter = install(app, settings)
     register_error_handlers(app)
-    app.register_blueprint(incidents)
-    app.register_blueprint(coverage_api)
+    for blueprint in (auth, fleet, maps, dispatch, responder, api_docs):
+        app.register_blueprint(blueprint)
+    # Machine callers authenticate with bearer tokens, not cookies: no CSRF token to send.
+    csrf = app.extensions["csrf"]
+    for blueprint in (incidents_api, coverage_api, aeds_api):
+        csrf.exempt(blueprint)
+        app.register_blueprint(blueprint)
+    limit_logins(app, limiter, "auth.login", settings.web.login_limit)
+
+    @app.after_request
+    def _headers(response: Response) -> Response:
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; img-src 'self' data: https:; style-src 'self' 'unsafe-inline'; "
+            "frame-ancestors 'none'")
+        return response
 
     @app.get("/metrics")
     def metrics_view() -> Response:

@@ -9,6 +9,7 @@ from functools import wraps
 from typing import Any
 
 from flask import current_app, g, request
+from flask_login import current_user
 from sqlalchemy import select as sa_select
 from sqlalchemy import update
 from sqlmodel import Session, col
@@ -24,7 +25,13 @@ def token_digest(token: str) -> str:
 
 SCOPES = {"dispatch": "a 112 dispatch centre: posts, reads and closes its incidents",
           "responders": "a responder-app backend: posts responders' answers",
-          "coverage": "a municipality's or the console's map: reads coverage"}
+          "coverage": "a municipality's or the console's map: reads coverage",
+          "fleet": "a registry or reporting system: reads every AED and its readiness"}
+
+# Console roles that may read an API of a scope with their log-in session (GET only: a
+# session is a cookie, and cookies must not authorise changes a form's CSRF token does not).
+SESSION_ROLES = {"dispatch": ("admin", "dispatcher"), "coverage": ("admin", "municipality"),
+                 "fleet": ("admin", "manager", "municipality")}
 
 
 def create_token(engine: Any, caller: str, now: datetime, scope: str = "dispatch") -> str:
@@ -57,11 +64,20 @@ def caller_of(engine: Any, token: str) -> tuple[str, str] | None:
 
 def token_required(scope: str) -> Any:
     """The request must carry `Authorization: Bearer <token>` of a known, unrevoked caller
-    whose token has this scope."""
+    whose token has this scope, or be a GET by a logged-in console user whose role reads this
+    scope (`g.account` is then set, and the view narrows what it shows to that account)."""
     def decorate(view: Any) -> Any:
         @wraps(view)
         def wrapped(*args: Any, **kwargs: Any) -> Any:
+            g.account = None
             header = request.headers.get("Authorization", "")
+            if not header and request.method in ("GET", "HEAD") \
+                    and current_user.is_authenticated:
+                if current_user.account.role.value not in SESSION_ROLES.get(scope, ()):
+                    raise Refused("forbidden", "your role does not read this", status=403)
+                g.account = current_user.account
+                g.caller = current_user.account.username
+                return view(*args, **kwargs)
             kind, _, token = header.partition(" ")
             if kind.lower() != "bearer" or not token.strip():
                 raise Refused("unauthorized", "send Authorization: Bearer <token>", status=401)

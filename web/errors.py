@@ -1,8 +1,11 @@
-"""One shape for every JSON error: `{"error": code, "message": words}`."""
+"""One shape for every JSON error: `{"error": code, "message": words}`; pages get a page."""
 
 from __future__ import annotations
 
-from flask import Flask, Response, jsonify
+from typing import Any
+
+from flask import Flask, Response, jsonify, render_template, request
+from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from alarm_core.errors import Refused
@@ -12,17 +15,36 @@ def json_error(code: str, message: str, status: int) -> tuple[Response, int]:
     return jsonify({"error": code, "message": message}), status
 
 
+def _wants_json() -> bool:
+    return request.path.startswith("/api/") or request.path in ("/metrics", "/healthz")
+
+
+def _error(code: str, name: str, message: str, status: int) -> Any:
+    if _wants_json():
+        return json_error(code, message, status)
+    return render_template("error.html", code=status, name=name, message=message), status
+
+
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(Refused)
     def _refused(exc: Refused) -> tuple[Response, int]:
         return json_error(exc.code, exc.message, exc.status)
 
+    @app.errorhandler(CSRFError)
+    def _csrf(exc: CSRFError) -> Any:
+        return _error("csrf_failed", "Form expired", "The form's security token is missing or "
+                      "no longer valid: reload the page and send it again.", 400)
+
     @app.errorhandler(HTTPException)
-    def _http(exc: HTTPException) -> tuple[Response, int]:
+    def _http(exc: HTTPException) -> Any:
         code = (exc.name or "error").lower().replace(" ", "_")
-        return json_error(code, exc.description or code, exc.code or 500)
+        if exc.code == 401 and not _wants_json():
+            from flask import redirect, url_for
+            return redirect(url_for("auth.login", next=request.path))
+        return _error(code, exc.name or code, exc.description or code, exc.code or 500)
 
     @app.errorhandler(Exception)
-    def _unexpected(exc: Exception) -> tuple[Response, int]:
+    def _unexpected(exc: Exception) -> Any:
         app.logger.exception("unexpected error")
-        return json_error("internal_error", "the request could not be completed", 500)
+        return _error("internal_error", "Internal error", "the request could not be completed",
+                      500)

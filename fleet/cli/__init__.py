@@ -46,6 +46,7 @@ COMMANDS = {
     "serve": "fleet.cli.serve:serve",
     "simulate": "device_agents.cli:simulate",
     "tokens": "fleet.cli.alarm:tokens",
+    "users": "fleet.cli.users:users",
 }
 
 

@@ -175,7 +175,7 @@ def tokens() -> None:
 
 @tokens.command("create")
 @click.argument("caller")
-@click.option("--scope", type=click.Choice(["dispatch", "responders", "coverage"]),
+@click.option("--scope", type=click.Choice(["dispatch", "responders", "coverage", "fleet"]),
               default="dispatch", show_default=True, help="dispatch: a 112 centre "
               "(incidents); responders: a responder-app backend (answers); coverage: a "
               "map that reads coverage.")

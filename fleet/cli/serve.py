@@ -1,4 +1,4 @@
-"""`aedfleet serve`: the web application (today the coverage API) under waitress."""
+"""`aedfleet serve`: the console and its JSON API under waitress (a production WSGI server)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from fleet.cli.alarm import _host_port
 @click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64))
 @pass_context
 def serve(ctx: Context, http: str | None, threads: int) -> None:
-    """Serve the web application and its JSON API (coverage) until Ctrl-C."""
+    """Serve the console and the JSON API until Ctrl-C (the alarm core runs in `aedfleet alarm`,
+    which serves the same application)."""
     import waitress
 
     from fleet.coverage.live import LiveCoverage
@@ -21,7 +22,7 @@ def serve(ctx: Context, http: str | None, threads: int) -> None:
 
     settings = ctx.settings
     host, port = _host_port(http or settings.http)
-    app = create_app(ctx.engine, coverage=LiveCoverage(ctx.engine, settings))
+    app = create_app(ctx.engine, settings=settings, coverage=LiveCoverage(ctx.engine, settings))
     server = waitress.create_server(app, host=host, port=port, threads=threads)
     click.echo(f"aedfleet web on http://{host}:{server.effective_port}",  # type: ignore[union-attr]
                err=True)

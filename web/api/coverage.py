@@ -6,9 +6,10 @@ import json
 import re
 from datetime import UTC, datetime
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from alarm_core.errors import Refused
+from fleet.accounts import Role
 from fleet.coverage import report
 from fleet.coverage.live import LiveCoverage
 from fleet.coverage.service import (
@@ -17,6 +18,7 @@ from fleet.coverage.service import (
     analyse_municipality,
 )
 from web.auth import token_required
+from web.authz import coverage_municipality
 
 bp = Blueprint("coverage", __name__, url_prefix="/api/v1/coverage")
 
@@ -55,6 +57,8 @@ def _int_arg(name: str, default: int, low: int, high: int) -> int:
 
 
 def _analyse(name: str) -> MunicipalityCoverage:
+    if g.account is not None:  # a municipality's console user: only its own
+        name = coverage_municipality(g.account, name) or name
     live = _live()
     advice = _int_arg("advice", live.settings.coverage.advice_count, 0, 200)
     profile = request.args.get("profile", "1") not in ("0", "false")
@@ -69,6 +73,8 @@ def _analyse(name: str) -> MunicipalityCoverage:
 @token_required("coverage")
 def national() -> Response:
     """The whole country now: share covered, municipalities weakest first."""
+    if g.account is not None and g.account.role != Role.ADMIN:
+        raise Refused("forbidden", "the national picture is for administrators", status=403)
     limit = _int_arg("limit", 400, 1, 10_000)
     return jsonify(report.national_json(_live().national(), limit=limit))
 

@@ -1,0 +1,51 @@
+"""After a call: a responder's questionnaire answers and their request for aftercare."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select as sa_select
+from sqlmodel import Session, col
+
+from alarm_core.errors import Conflict, NotFound
+from alarm_core.models import AftercareTask, Questionnaire
+from alarm_core.policy import DispatchPolicy
+from fleet.db import session_scope
+
+
+def answer_questionnaire(engine: Any, policy: DispatchPolicy, token: str,
+                         answers: dict[str, Any], aftercare: bool,
+                         now: datetime) -> Questionnaire:
+    """Store a responder's answers; asking for aftercare creates a task due within 24 h."""
+    with session_scope(engine) as session:
+        questionnaire = session.get(Questionnaire, token)
+        if questionnaire is None:
+            raise NotFound("unknown_questionnaire", "no questionnaire with this link")
+        if now >= questionnaire.expires_at:
+            raise Conflict("questionnaire_closed", "this questionnaire is closed")
+        if questionnaire.answered_at is not None:
+            raise Conflict("already_answered", "this questionnaire was already answered")
+        questionnaire.answered_at = now
+        questionnaire.answers = json.dumps(answers)
+        session.add(questionnaire)
+        if aftercare:
+            session.add(AftercareTask(
+                incident_id=questionnaire.incident_id,
+                responder_id=questionnaire.responder_id, requested_at=now,
+                due_at=now + timedelta(hours=policy.aftercare_due_hours)))
+        return questionnaire
+
+
+def questionnaires_of(session: Session, responder_id: str) -> list[Questionnaire]:
+    """A responder's questionnaires, newest first."""
+    return list(session.execute(
+        sa_select(Questionnaire).where(col(Questionnaire.responder_id) == responder_id)
+        .order_by(col(Questionnaire.sent_at).desc()).limit(50)).scalars())
+
+
+def aftercare_of(session: Session, responder_id: str) -> list[AftercareTask]:
+    return list(session.execute(
+        sa_select(AftercareTask).where(col(AftercareTask.responder_id) == responder_id)
+        .order_by(col(AftercareTask.requested_at).desc()).limit(50)).scalars())

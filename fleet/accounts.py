@@ -1,0 +1,174 @@
+"""Console accounts: who may log in, with which role, tied to which manager or municipality.
+
+Passwords are stored only as salted scrypt hashes (werkzeug.security).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session, col, select
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from fleet.db import session_scope
+from fleet.errors import FleetError
+from fleet.models import ConsoleUser, Manager, Municipality
+
+MIN_PASSWORD_LENGTH = 10
+# Checked against for unknown user names, so that a log-in takes as long with or without one.
+_DUMMY_HASH = generate_password_hash("not a password of anyone")
+
+
+class Role(enum.StrEnum):
+    ADMIN = "admin"
+    MANAGER = "manager"
+    MUNICIPALITY = "municipality"
+    DISPATCHER = "dispatcher"
+    RESPONDER = "responder"
+
+
+ROLE_DESCRIPTIONS = {
+    Role.ADMIN: "everything, all AEDs and accounts",
+    Role.MANAGER: "the AEDs of one AED manager: health, detail, declarations, edits",
+    Role.MUNICIPALITY: "one municipality, aggregated: coverage, AED counts and map",
+    Role.DISPATCHER: "incidents: live view of alerts, AEDs and answers",
+    Role.RESPONDER: "one citizen responder's own profile, questionnaires and aftercare",
+}
+
+
+class AccountError(FleetError):
+    """An account cannot be created or changed as asked."""
+
+
+@dataclass(frozen=True)
+class Account:
+    """A logged-in user as the console needs it (no password hash)."""
+
+    id: int
+    username: str
+    role: Role
+    manager_id: int | None
+    manager: str | None
+    municipality_id: int | None
+    municipality: str | None
+    responder_id: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"username": self.username, "role": self.role.value, "manager": self.manager,
+                "municipality": self.municipality, "responder": self.responder_id}
+
+
+def password_problem(password: str) -> str | None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        return f"a password needs at least {MIN_PASSWORD_LENGTH} characters"
+    return None
+
+
+def create_account(engine: Any, username: str, password: str, role: str, now: datetime, *,
+                   manager: str | None = None, municipality: str | None = None,
+                   responder_id: str | None = None) -> Account:
+    """Create an account; a manager account names its manager, a municipality account its
+    municipality, a responder account its responder."""
+    try:
+        kind = Role(role)
+    except ValueError:
+        raise AccountError(f"unknown role {role!r}; one of {', '.join(Role)}") from None
+    username = username.strip()
+    if not username or len(username) > 64:
+        raise AccountError("a user name has 1 to 64 characters")
+    problem = password_problem(password)
+    if problem:
+        raise AccountError(problem)
+    needs = {Role.MANAGER: ("manager", manager), Role.MUNICIPALITY: ("municipality", municipality),
+             Role.RESPONDER: ("responder", responder_id)}
+    if kind in needs and not needs[kind][1]:
+        raise AccountError(f"a {kind.value} account needs --{needs[kind][0]}")
+    with session_scope(engine) as session:
+        if session.exec(select(ConsoleUser).where(ConsoleUser.username == username)).first():
+            raise AccountError(f"user name {username!r} is taken")
+        user = ConsoleUser(username=username, password_hash=generate_password_hash(password),
+                           role=kind.value, created_at=now, responder_id=responder_id
+                           if kind == Role.RESPONDER else None)
+        if kind == Role.MANAGER:
+            user.manager_id = _id_of(session, Manager, manager)
+        if kind == Role.MUNICIPALITY:
+            user.municipality_id = _id_of(session, Municipality, municipality)
+        session.add(user)
+        session.flush()
+        return _account(session, user)
+
+
+def _id_of(session: Session, model: Any, name: str | None) -> int:
+    found = session.exec(select(model).where(model.name == name)).first()
+    if found is None:
+        raise AccountError(f"no {model.__name__.lower()} named {name!r}")
+    return int(found.id)
+
+
+def _account(session: Session, user: ConsoleUser) -> Account:
+    manager = session.get(Manager, user.manager_id) if user.manager_id else None
+    municipality = (session.get(Municipality, user.municipality_id)
+                    if user.municipality_id else None)
+    assert user.id is not None
+    return Account(id=user.id, username=user.username, role=Role(user.role),
+                   manager_id=user.manager_id, manager=manager.name if manager else None,
+                   municipality_id=user.municipality_id,
+                   municipality=municipality.name if municipality else None,
+                   responder_id=user.responder_id)
+
+
+def username_taken(engine: Any, username: str) -> bool:
+    with Session(engine) as session:
+        return session.exec(select(ConsoleUser).where(
+            ConsoleUser.username == username.strip())).first() is not None
+
+
+def authenticate(engine: Any, username: str, password: str) -> Account | None:
+    """The account when the name and password match an enabled account, else None."""
+    with Session(engine) as session:
+        user = session.exec(select(ConsoleUser).where(
+            ConsoleUser.username == username.strip())).first()
+        if user is None or user.disabled_at is not None:
+            check_password_hash(_DUMMY_HASH, password)
+            return None
+        if not check_password_hash(user.password_hash, password):
+            return None
+        return _account(session, user)
+
+
+def load_account(engine: Any, user_id: int) -> Account | None:
+    """An enabled account by id (a session's user)."""
+    with Session(engine) as session:
+        user = session.get(ConsoleUser, user_id)
+        if user is None or user.disabled_at is not None:
+            return None
+        return _account(session, user)
+
+
+def list_accounts(engine: Any) -> list[tuple[Account, datetime | None]]:
+    """Every account with the time it was disabled (None: enabled)."""
+    with Session(engine) as session:
+        users = session.exec(select(ConsoleUser).order_by(col(ConsoleUser.username))).all()
+        return [(_account(session, user), user.disabled_at) for user in users]
+
+
+def set_password(engine: Any, username: str, password: str) -> None:
+    problem = password_problem(password)
+    if problem:
+        raise AccountError(problem)
+    with session_scope(engine) as session:
+        user = session.exec(select(ConsoleUser).where(ConsoleUser.username == username)).first()
+        if user is None:
+            raise AccountError(f"no user named {username!r}")
+        user.password_hash = generate_password_hash(password)
+
+
+def disable_account(engine: Any, username: str, now: datetime) -> None:
+    with session_scope(engine) as session:
+        user = session.exec(select(ConsoleUser).where(ConsoleUser.username == username)).first()
+        if user is None:
+            raise AccountError(f"no user named {username!r}")
+        user.disabled_at = now

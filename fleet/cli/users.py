@@ -1,0 +1,76 @@
+"""`aedfleet users`: console accounts (add, list, set a password, disable)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import click
+
+from fleet.accounts import (
+    ROLE_DESCRIPTIONS,
+    Role,
+    create_account,
+    disable_account,
+    list_accounts,
+    set_password,
+)
+from fleet.cli import Context, pass_context
+
+ROLE_HELP = "; ".join(f"{role.value}: {words}" for role, words in ROLE_DESCRIPTIONS.items())
+
+
+@click.group()
+def users() -> None:
+    """Console accounts and their roles."""
+
+
+@users.command("add")
+@click.argument("username")
+@click.option("--role", required=True, type=click.Choice([r.value for r in Role]), help=ROLE_HELP)
+@click.option("--manager", help="The AED manager a manager account looks after.")
+@click.option("--municipality", help="The municipality of a municipality account.")
+@click.option("--responder", "responder_id", help="The responder id of a responder account.")
+@click.password_option(help="At least 10 characters (asked when not given).")
+@pass_context
+def add(ctx: Context, username: str, role: str, manager: str | None, municipality: str | None,
+        responder_id: str | None, password: str) -> None:
+    """Create an account."""
+    account = create_account(ctx.engine, username, password, role, datetime.now(UTC),
+                             manager=manager, municipality=municipality,
+                             responder_id=responder_id)
+    click.echo(f"created {account.username} ({account.role.value})")
+
+
+@users.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@pass_context
+def list_users(ctx: Context, as_json: bool) -> None:
+    """Every account with its role."""
+    found = list_accounts(ctx.engine)
+    if as_json:
+        click.echo(json.dumps([{**a.to_json(), "disabled": d is not None} for a, d in found]))
+        return
+    for account, disabled in found:
+        scope = account.manager or account.municipality or account.responder_id or ""
+        click.echo(f"{account.username:<24} {account.role.value:<13} {scope}"
+                   + ("  (disabled)" if disabled else ""))
+
+
+@users.command("passwd")
+@click.argument("username")
+@click.password_option()
+@pass_context
+def passwd(ctx: Context, username: str, password: str) -> None:
+    """Set a new password."""
+    set_password(ctx.engine, username, password)
+    click.echo(f"password of {username} changed")
+
+
+@users.command("disable")
+@click.argument("username")
+@pass_context
+def disable(ctx: Context, username: str) -> None:
+    """Stop an account from logging in (its history stays)."""
+    disable_account(ctx.engine, username, datetime.now(UTC))
+    click.echo(f"{username} disabled")

@@ -1,0 +1,212 @@
+"""Fleet health for the console: counts, the AEDs that need action first, expiry timeline.
+
+Read from the readiness the ingest records (`AedReadiness`), so a page over 25,000 AEDs is a
+few indexed queries. An AED without a recorded state is shown as `unknown`, never as ready.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import case, func
+from sqlalchemy import select as sa_select
+from sqlmodel import Session, col
+
+from fleet.models import (
+    Aed,
+    AedReadiness,
+    Cabinet,
+    DeviceEvent,
+    Manager,
+    Municipality,
+    ReadinessDeclaration,
+    ReadinessTransition,
+    TelemetryState,
+)
+from fleet.readiness import describe_reason
+from fleet.registry import _iso
+
+UNKNOWN = "unknown"
+"""No readiness recorded yet: shown apart from ready, and treated as not deployable."""
+STATES = ("not_ready", "unverified", UNKNOWN, "ready")
+STATE_WORDS = {"ready": "Ready", "unverified": "Unverified", "not_ready": "Not ready",
+               UNKNOWN: "Not evaluated yet"}
+
+
+@dataclass(frozen=True)
+class FleetScope:
+    """Which AEDs a view covers: one manager's, one municipality's, or (both None) all."""
+
+    manager_id: int | None = None
+    municipality_id: int | None = None
+
+    def apply(self, query: Any) -> Any:
+        if self.manager_id is not None:
+            query = query.where(col(Aed.manager_id) == self.manager_id)
+        if self.municipality_id is not None:
+            query = query.where(col(Aed.municipality_id) == self.municipality_id)
+        return query
+
+
+@dataclass(frozen=True)
+class FleetRow:
+    """One AED in the fleet list."""
+
+    id: str
+    name: str | None
+    address: str | None
+    municipality: str | None
+    state: str
+    reasons: tuple[str, ...]
+    warnings: tuple[str, ...]
+    since: datetime | None
+    pads_expiry: date | None
+    battery_expiry: date | None
+    lat: float
+    lon: float
+
+    @property
+    def state_words(self) -> str:
+        return STATE_WORDS[self.state]
+
+    @property
+    def explanations(self) -> list[str]:
+        return [describe_reason(code) for code in self.reasons + self.warnings]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "address": self.address,
+                "municipality": self.municipality, "state": self.state,
+                "reasons": list(self.reasons), "warnings": list(self.warnings),
+                "since": _iso(self.since), "pads_expiry": _iso(self.pads_expiry),
+                "battery_expiry": _iso(self.battery_expiry), "lat": self.lat, "lon": self.lon}
+
+
+def state_counts(session: Session, scope: FleetScope) -> dict[str, int]:
+    """AEDs per readiness state (most urgent first), `unknown` for those not evaluated."""
+    state = func.coalesce(AedReadiness.state, UNKNOWN)
+    query = scope.apply(sa_select(state, func.count()).select_from(Aed)
+                        .outerjoin(AedReadiness, col(AedReadiness.aed_id) == Aed.id)
+                        .group_by(state))
+    found = dict(session.execute(query).tuples().all())
+    return {name: int(found.get(name, 0)) for name in STATES}
+
+
+def _pads() -> Any:
+    return func.coalesce(TelemetryState.pads_expiry, Aed.pads_expiry)
+
+
+def _battery() -> Any:
+    return func.coalesce(TelemetryState.battery_expiry, Aed.battery_expiry)
+
+
+def _rows_query(scope: FleetScope) -> Any:
+    pads, battery = _pads(), _battery()
+    soonest = case((pads.is_(None), battery), (battery.is_(None), pads),
+                   (pads < battery, pads), else_=battery)
+    state, warnings = col(AedReadiness.state), col(AedReadiness.warnings)
+    rank = case((state == "not_ready", 0), (state == "unverified", 1), (state.is_(None), 2),
+                (warnings != "", 3), else_=4)
+    return scope.apply(
+        sa_select(col(Aed.id), col(Aed.name), col(Aed.address), col(Municipality.name),
+                  col(AedReadiness.state), col(AedReadiness.reasons),
+                  col(AedReadiness.warnings), col(AedReadiness.since), pads, battery,
+                  col(Aed.lat), col(Aed.lon))
+        .select_from(Aed)
+        .outerjoin(AedReadiness, col(AedReadiness.aed_id) == Aed.id)
+        .outerjoin(Municipality, col(Municipality.id) == Aed.municipality_id)
+        .outerjoin(Cabinet, col(Cabinet.aed_id) == Aed.id)
+        .outerjoin(TelemetryState, col(TelemetryState.device_id) == Cabinet.device_id)
+        .order_by(rank, soonest.is_(None), soonest, col(Aed.id)))
+
+
+def _row(values: Any) -> FleetRow:
+    (aed_id, name, address, municipality, state, reasons, warnings, since, pads, battery,
+     lat, lon) = values
+    return FleetRow(aed_id, name, address, municipality, state or UNKNOWN,
+                    tuple((reasons or "").split()), tuple((warnings or "").split()), since,
+                    pads, battery, lat, lon)
+
+
+def fleet_rows(session: Session, scope: FleetScope, *, state: str | None = None,
+               limit: int = 50, offset: int = 0) -> list[FleetRow]:
+    """AEDs in the order they need action: not ready, unverified, not evaluated, warnings,
+    ready; within each, the soonest pads or battery expiry first."""
+    query = _rows_query(scope)
+    if state == UNKNOWN:
+        query = query.where(col(AedReadiness.state).is_(None))
+    elif state is not None:
+        query = query.where(col(AedReadiness.state) == state)
+    return [_row(values) for values in session.execute(query.limit(limit).offset(offset))]
+
+
+def map_points(session: Session, scope: FleetScope) -> list[tuple[str, float, float, str]]:
+    """(id, lat, lon, state) of every AED in scope: the map's points."""
+    query = scope.apply(
+        sa_select(col(Aed.id), col(Aed.lat), col(Aed.lon),
+                  func.coalesce(AedReadiness.state, UNKNOWN))
+        .select_from(Aed).outerjoin(AedReadiness, col(AedReadiness.aed_id) == Aed.id))
+    return [tuple(row) for row in session.execute(query)]  # type: ignore[misc]
+
+
+@dataclass(frozen=True)
+class ExpiryMonth:
+    month: date
+    pads: int
+    battery: int
+
+
+def expiry_timeline(session: Session, scope: FleetScope, today: date,
+                    months: int = 12) -> list[ExpiryMonth]:
+    """Pads and batteries running out per calendar month, from this month on (overdue ones
+    counted in this month)."""
+    first = today.replace(day=1)
+    buckets = [_add_months(first, n) for n in range(months)]
+    counts: dict[str, Counter[date]] = {}
+    for kind, expr in (("pads", _pads()), ("battery", _battery())):
+        query = scope.apply(
+            sa_select(expr, func.count()).select_from(Aed)
+            .outerjoin(Cabinet, col(Cabinet.aed_id) == Aed.id)
+            .outerjoin(TelemetryState, col(TelemetryState.device_id) == Cabinet.device_id)
+            .where(expr.is_not(None), expr < _add_months(first, months)).group_by(expr))
+        counter: Counter[date] = Counter()
+        for day, count in session.execute(query):
+            counter[max(first, day.replace(day=1))] += int(count)
+        counts[kind] = counter
+    return [ExpiryMonth(month, counts["pads"][month], counts["battery"][month])
+            for month in buckets]
+
+
+def _add_months(day: date, months: int) -> date:
+    index = day.month - 1 + months
+    return date(day.year + index // 12, index % 12 + 1, 1)
+
+
+def transitions(session: Session, aed_id: str, limit: int = 50) -> list[ReadinessTransition]:
+    return list(session.execute(
+        sa_select(ReadinessTransition).where(col(ReadinessTransition.aed_id) == aed_id)
+        .order_by(col(ReadinessTransition.at).desc(), col(ReadinessTransition.id).desc())
+        .limit(limit)).scalars())
+
+
+def device_events(session: Session, device_id: str | None,
+                  limit: int = 50) -> list[DeviceEvent]:
+    if device_id is None:
+        return []
+    return list(session.execute(
+        sa_select(DeviceEvent).where(col(DeviceEvent.device_id) == device_id)
+        .order_by(col(DeviceEvent.ts).desc(), col(DeviceEvent.seq).desc())
+        .limit(limit)).scalars())
+
+
+def declarations(session: Session, aed_id: str, limit: int = 20) -> list[ReadinessDeclaration]:
+    return list(session.execute(
+        sa_select(ReadinessDeclaration).where(col(ReadinessDeclaration.aed_id) == aed_id)
+        .order_by(col(ReadinessDeclaration.declared_at).desc()).limit(limit)).scalars())
+
+
+def manager_names(session: Session) -> list[str]:
+    return list(session.execute(sa_select(col(Manager.name)).order_by(col(Manager.name)))
+                .scalars())

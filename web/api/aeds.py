@@ -1,0 +1,111 @@
+"""AEDs and their readiness as JSON, and the maps' layers (GeoJSON)."""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from typing import Any
+
+import shapely
+from flask import Blueprint, Response, g, jsonify, request
+from sqlalchemy import select as sa_select
+from sqlmodel import Session, col
+
+from alarm_core.errors import Refused
+from fleet.accounts import Role
+from fleet.errors import UnknownAedError
+from fleet.health import STATES, FleetScope, fleet_rows, map_points, state_counts
+from fleet.models import Municipality
+from fleet.registry import aed_status
+from web.auth import token_required
+from web.authz import aed_for, engine, fleet_scope
+from web.console.fleet import now, settings
+
+bp = Blueprint("aeds_api", __name__, url_prefix="/api/v1")
+
+
+def _scope() -> FleetScope:
+    """A console user's own AEDs; a `fleet` token reads them all."""
+    return FleetScope() if g.account is None else fleet_scope(g.account)
+
+
+def _number(name: str, default: int, high: int) -> int:
+    value = request.args.get(name)
+    if value is None:
+        return default
+    if not value.isdigit() or int(value) > high:
+        raise Refused("invalid_argument", f"{name} must be a whole number from 0 to {high}",
+                      status=400)
+    return int(value)
+
+
+@bp.get("/aeds")
+@token_required("fleet")
+def list_aeds() -> Response:
+    """AEDs in the order they need action, `limit` (<= 1000) from `offset`, with counts."""
+    state = request.args.get("state")
+    if state is not None and state not in STATES:
+        raise Refused("invalid_argument", f"state must be one of {', '.join(STATES)}",
+                      status=400)
+    limit, offset = _number("limit", 100, 1000), _number("offset", 0, 10_000_000)
+    scope = _scope()
+    with Session(engine()) as session:
+        counts = state_counts(session, scope)
+        rows = fleet_rows(session, scope, state=state, limit=limit, offset=offset)
+    return jsonify({"total": counts[state] if state else sum(counts.values()),
+                    "by_state": counts, "offset": offset, "limit": limit,
+                    "items": [row.to_json() for row in rows]})
+
+
+@bp.get("/aeds/<aed_id>")
+@token_required("fleet")
+def show_aed(aed_id: str) -> Response:
+    """One AED with its live readiness, reasons and accessibility now."""
+    with Session(engine()) as session:
+        if g.account is not None:
+            aed_for(g.account, session, aed_id)
+        try:
+            status = aed_status(session, settings(), aed_id, now())
+        except UnknownAedError:
+            raise Refused("unknown_aed", f"no AED {aed_id}", status=404) from None
+        return jsonify(status.to_json())
+
+
+@bp.get("/map/aeds")
+@token_required("fleet")
+def aed_points() -> Response:
+    """Every AED in scope as a GeoJSON point with its readiness state."""
+    with Session(engine()) as session:
+        points = map_points(session, _scope())
+    detail = g.account is None or g.account.role in (Role.ADMIN, Role.MANAGER)
+    features = [{"type": "Feature", "geometry": {"type": "Point",
+                                                 "coordinates": [round(lon, 6), round(lat, 6)]},
+                 "properties": {"id": aed_id, "state": state, "detail": detail}}
+                for aed_id, lat, lon, state in points]
+    return Response(json.dumps({"type": "FeatureCollection", "features": features}),
+                    mimetype="application/geo+json")
+
+
+@bp.get("/map/boundaries")
+@token_required("fleet")
+def boundaries() -> Response:
+    """Municipality outlines (simplified): the maps' base layer when there are no tiles."""
+    wanted = request.args.get("municipality")
+    if g.account is not None and g.account.role == Role.MUNICIPALITY:
+        wanted = g.account.municipality
+    with Session(engine()) as session:
+        query = sa_select(col(Municipality.name), col(Municipality.boundary_geojson)).where(
+            col(Municipality.boundary_geojson).is_not(None))
+        if wanted:
+            query = query.where(col(Municipality.name) == wanted)
+        rows = list(session.execute(query))
+    features = [_outline(name, geometry) for name, geometry in rows]
+    return Response(json.dumps({"type": "FeatureCollection", "features": features}),
+                    mimetype="application/geo+json")
+
+
+@lru_cache(maxsize=1024)
+def _outline(name: str, geometry: str) -> dict[str, Any]:
+    shape = shapely.from_geojson(geometry).simplify(0.0005, preserve_topology=True)
+    return {"type": "Feature", "properties": {"name": name},
+            "geometry": json.loads(shapely.to_geojson(shapely.set_precision(shape, 1e-5)))}

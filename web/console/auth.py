@@ -1,0 +1,51 @@
+"""Log-in, log-out and the start page of each role."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_user, logout_user
+from werkzeug.wrappers import Response
+
+from fleet.accounts import Role, authenticate
+from web.authz import account, engine
+from web.security import ConsoleUser
+
+bp = Blueprint("auth", __name__)
+
+START_PAGES = {Role.ADMIN: "fleet.overview", Role.MANAGER: "fleet.overview",
+               Role.MUNICIPALITY: "maps.coverage", Role.DISPATCHER: "dispatch.incidents",
+               Role.RESPONDER: "responder.profile"}
+
+
+@bp.get("/")
+def home() -> Response:
+    if not current_user.is_authenticated:
+        return redirect(url_for("auth.login"))
+    return redirect(url_for(START_PAGES[account().role]))
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Any:
+    """A failed log-in answers 401 and counts against the rate limit; a success 303."""
+    if request.method == "GET":
+        return render_template("login.html")
+    found = authenticate(engine(), request.form.get("username", ""),
+                         request.form.get("password", ""))
+    if found is None:
+        flash("Unknown user name or wrong password.", "error")
+        return render_template("login.html", username=request.form.get("username", "")), 401
+    login_user(ConsoleUser(found))
+    target = request.args.get("next", "")
+    # Only a path on this site: never an open redirect to another host.
+    if not target.startswith("/") or target.startswith("//") or "\\" in target:
+        target = url_for(START_PAGES[found.role])
+    return redirect(target, code=303)
+
+
+@bp.post("/logout")
+def logout() -> Response:
+    logout_user()
+    flash("You are logged out.", "info")
+    return redirect(url_for("auth.login"), code=303)

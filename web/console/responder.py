@@ -1,0 +1,165 @@
+"""Responder self-service: register, certificate, availability, questionnaires, aftercare."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import date, datetime
+from typing import Any
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_login import login_user
+from sqlmodel import Session
+from werkzeug.wrappers import Response
+
+from alarm_core.aftercall import aftercare_of, answer_questionnaire, questionnaires_of
+from alarm_core.errors import Refused, RegistrationError
+from alarm_core.models import Responder, ResponderCreate
+from alarm_core.registry import register_responder, validate_responder
+from alarm_core.responders import certificate_valid_until
+from fleet.accounts import (
+    AccountError,
+    Role,
+    create_account,
+    password_problem,
+    username_taken,
+)
+from web.authz import account, engine, own_responder, questionnaire_for, roles_required
+from web.console.fleet import now, settings
+from web.security import ConsoleUser
+
+bp = Blueprint("responder", __name__, url_prefix="/responder")
+
+PROFILE_FIELDS = ("name", "email", "phone", "date_of_birth", "certificate_date", "training",
+                  "channel", "home_lat", "home_lon", "work_lat", "work_lon")
+QUESTIONS = (
+    ("arrived", "Did you reach the patient?", ("yes", "no", "cancelled on the way")),
+    ("cpr", "Did you give chest compressions?", ("yes", "no")),
+    ("aed_used", "Was an AED attached?", ("yes", "no", "I do not know")),
+)
+
+
+def _form(names: tuple[str, ...]) -> dict[str, Any]:
+    return {name: request.form.get(name, "").strip() or None for name in names}
+
+
+@bp.route("/register", methods=["GET", "POST"])
+def register() -> Any:
+    """A citizen registers as a responder and gets a responder log-in."""
+    values: dict[str, Any] = {"training": "non_medical", "channel": "app"}
+    problems: list[str] = []
+    if request.method == "POST":
+        values = _form(PROFILE_FIELDS + ("username",))
+        password = request.form.get("password", "")
+        moment = now()
+        raw = {k: v for k, v in values.items() if k in PROFILE_FIELDS and v is not None}
+        raw["id"] = "R-" + secrets.token_hex(6)
+        try:
+            validate_responder(raw, moment.date(), settings().dispatch)
+        except RegistrationError as exc:
+            problems += exc.problems
+        if not values.get("username"):
+            problems.append("choose a user name")
+        if problem := password_problem(password):
+            problems.append(problem)
+        if not problems:
+            try:
+                if username_taken(engine(), values["username"] or ""):
+                    raise AccountError(f"user name {values['username']!r} is taken")
+                register_responder(engine(), raw, moment, settings().dispatch)
+                found = create_account(engine(), values["username"] or "", password,
+                                       Role.RESPONDER, moment, responder_id=raw["id"])
+            except (AccountError, RegistrationError) as exc:
+                problems.append(str(exc))
+            else:
+                login_user(ConsoleUser(found))
+                flash("Welcome: you are registered as a citizen responder.", "success")
+                return redirect(url_for("responder.profile"), code=303)
+    return render_template("responder_register.html", values=values,
+                           problems=problems), 422 if problems else 200
+
+
+@bp.get("")
+@roles_required(Role.RESPONDER)
+def profile() -> str:
+    responder_id = own_responder(account())
+    policy = settings().dispatch
+    with Session(engine()) as session:
+        responder = session.get(Responder, responder_id)
+        questionnaires = questionnaires_of(session, responder_id)
+        aftercare = aftercare_of(session, responder_id)
+    valid_until = (certificate_valid_until(responder.certificate_date, policy)
+                   if responder and responder.certificate_date else None)
+    return render_template("responder_profile.html", responder=responder,
+                           valid_until=valid_until, questionnaires=questionnaires,
+                           aftercare=aftercare, moment=now())
+
+
+def _update(changes: dict[str, Any], done: str) -> Response:
+    """Re-register the profile with these changes: every registration rule applies again."""
+    responder_id = own_responder(account())
+    with Session(engine()) as session:
+        responder = session.get(Responder, responder_id)
+        assert responder is not None
+        raw = ResponderCreate.model_validate(responder.model_dump()).model_dump()
+    raw.update(changes)
+    try:
+        register_responder(engine(), raw, now(), settings().dispatch)
+    except RegistrationError as exc:
+        flash("Not saved: " + "; ".join(exc.problems), "error")
+    else:
+        flash(done, "success")
+    return redirect(url_for("responder.profile"), code=303)
+
+
+@bp.post("/certificate")
+@roles_required(Role.RESPONDER)
+def certificate() -> Response:
+    value = request.form.get("certificate_date", "")
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        flash(f"{value!r} is not a date (YYYY-MM-DD).", "error")
+        return redirect(url_for("responder.profile"), code=303)
+    return _update({"certificate_date": day}, "Certificate updated.")
+
+
+@bp.post("/availability")
+@roles_required(Role.RESPONDER)
+def availability() -> Response:
+    quiet_from, quiet_until = (request.form.get("quiet_from") or None,
+                               request.form.get("quiet_until") or None)
+    try:
+        changes = {"available": request.form.get("available") == "yes",
+                   "quiet_from": datetime.strptime(quiet_from, "%H:%M").time()
+                   if quiet_from else None,
+                   "quiet_until": datetime.strptime(quiet_until, "%H:%M").time()
+                   if quiet_until else None}
+    except ValueError:
+        flash("Quiet hours are times like 23:00.", "error")
+        return redirect(url_for("responder.profile"), code=303)
+    return _update(changes, "Availability saved.")
+
+
+@bp.route("/questionnaires/<token>", methods=["GET", "POST"])
+@roles_required(Role.RESPONDER)
+def questionnaire(token: str) -> Any:
+    """The questions after a call, and the aftercare request."""
+    with Session(engine()) as session:
+        found = questionnaire_for(account(), session, token)
+    problem = None
+    if request.method == "POST":
+        answers = {key: request.form.get(key, "") for key, _, choices in QUESTIONS
+                   if request.form.get(key, "") in choices}
+        answers["remarks"] = (request.form.get("remarks") or "")[:2000]
+        try:
+            answer_questionnaire(engine(), settings().dispatch, token, answers,
+                                 request.form.get("aftercare") == "yes", now())
+        except Refused as exc:
+            problem = exc.message
+        else:
+            flash("Thank you. Your answers are saved"
+                  + (": the aftercare team will contact you within 24 hours."
+                     if request.form.get("aftercare") == "yes" else "."), "success")
+            return redirect(url_for("responder.profile"), code=303)
+    return render_template("questionnaire.html", questionnaire=found, questions=QUESTIONS,
+                           problem=problem, moment=now()), 409 if problem else 200
