@@ -39,6 +39,7 @@ def create_app(engine: Any, *, settings: Settings | None = None, alarm_core: Any
                       MAX_CONTENT_LENGTH=64 * 1024, **(config or {}))
     app.json.sort_keys = False  # type: ignore[attr-defined]
     limiter = install(app, settings)
+    app.extensions["aedfleet_limiter"] = limiter  # the limits' wrappers hold it weakly only
     register_error_handlers(app)
     for blueprint in (auth, fleet, maps, dispatch, responder, api_docs):
         app.register_blueprint(blueprint)

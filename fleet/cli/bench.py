@@ -182,3 +182,30 @@ def coverage_bench(ctx: Context, responders: int, aeds: int, cell_m: float, at: 
                f"{figures['national_covered_pct_night']} % at {figures['night_at']}")
     keys = ("full_s", "incremental_ms", "profile_s", "baseline_ratio", "national_covered_pct")
     click.echo(json.dumps({**{k: figures[k] for k in keys}, **figures}))
+
+
+@bench.command("web")
+@click.option("--aeds", "count", default=25_000, show_default=True, help="Fleet size.")
+@click.option("--requests", default=200, show_default=True, help="Requests per page.")
+@click.option("--database-url", help="An empty database to use (default: SQLite in a "
+              "temporary folder).")
+@click.option("--quick", is_flag=True, help="2,000 AEDs, 20 requests: a smoke test.")
+@pass_context
+def web_bench(ctx: Context, count: int, requests: int, database_url: str | None,
+              quick: bool) -> None:
+    """Server time of the fleet page and the AED list API, against live evaluation."""
+    from web.bench import bench_web
+
+    if quick:
+        count, requests = 2_000, 20
+    figures = bench_web(count, requests, ctx.settings, database_url,
+                        progress=lambda m: click.echo(m, err=True))
+    click.echo(f"{figures['aeds']:,} AEDs on {figures['database']}: fleet page p50 "
+               f"{figures['fleet_page_p50_ms']} / p99 {figures['fleet_page_p99_ms']} ms (last "
+               f"page p99 {figures['fleet_page_last_p99_ms']} ms; a manager's p99 "
+               f"{figures['manager_fleet_page_p99_ms']} ms); API list p50 "
+               f"{figures['api_list_p50_ms']} / p99 {figures['api_list_p99_ms']} ms; map layer "
+               f"p99 {figures['api_map_p99_ms']} ms; live-evaluation baseline "
+               f"{figures['baseline_live_page_ms']} ms: {figures['speedup_vs_baseline']}x")
+    keys = ("fleet_page_p99_ms", "api_list_p99_ms")
+    click.echo(json.dumps({**{k: figures[k] for k in keys}, **figures}))
