@@ -31,6 +31,7 @@ def create_app(engine: Any, *, settings: Settings | None = None, alarm_core: Any
     from web.console.incidents import bp as dispatch
     from web.console.maps import bp as maps
     from web.console.responder import bp as responder
+    from web.console.responder import links as questionnaire_links
 
     settings = settings or (alarm_core.settings if alarm_core is not None else load_settings())
     app = Flask(__name__)
@@ -41,7 +42,7 @@ def create_app(engine: Any, *, settings: Settings | None = None, alarm_core: Any
     limiter = install(app, settings)
     app.extensions["aedfleet_limiter"] = limiter  # the limits' wrappers hold it weakly only
     register_error_handlers(app)
-    for blueprint in (auth, fleet, maps, dispatch, responder, api_docs):
+    for blueprint in (auth, fleet, maps, dispatch, responder, questionnaire_links, api_docs):
         app.register_blueprint(blueprint)
     # Machine callers authenticate with bearer tokens, not cookies: no CSRF token to send.
     csrf = app.extensions["csrf"]

@@ -6,14 +6,14 @@ import secrets
 from datetime import date, datetime
 from typing import Any
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import login_user
 from sqlmodel import Session
 from werkzeug.wrappers import Response
 
 from alarm_core.aftercall import aftercare_of, answer_questionnaire, questionnaires_of
 from alarm_core.errors import Refused, RegistrationError
-from alarm_core.models import Responder, ResponderCreate
+from alarm_core.models import Questionnaire, Responder, ResponderCreate
 from alarm_core.registry import register_responder, validate_responder
 from alarm_core.responders import certificate_valid_until
 from fleet.accounts import (
@@ -143,23 +143,42 @@ def availability() -> Response:
 @bp.route("/questionnaires/<token>", methods=["GET", "POST"])
 @roles_required(Role.RESPONDER)
 def questionnaire(token: str) -> Any:
-    """The questions after a call, and the aftercare request."""
+    """The questions after a call, and the aftercare request, for the logged-in responder."""
     with Session(engine()) as session:
         found = questionnaire_for(account(), session, token)
+    return _questionnaire(found, url_for("responder.profile"))
+
+
+links = Blueprint("questionnaire_link", __name__)
+
+
+@links.route("/questionnaire/<token>", methods=["GET", "POST"])
+def questionnaire_link(token: str) -> Any:
+    """The same, opened from the link sent after the call: the link's secret token is the
+    authorisation (a responder need not have a console account), as for the API."""
+    with Session(engine()) as session:
+        found = session.get(Questionnaire, token)
+    if found is None:
+        abort(404)
+    return _questionnaire(found, url_for("questionnaire_link.questionnaire_link", token=token))
+
+
+def _questionnaire(found: Questionnaire, done_url: str) -> Any:
     problem = None
     if request.method == "POST":
         answers = {key: request.form.get(key, "") for key, _, choices in QUESTIONS
                    if request.form.get(key, "") in choices}
         answers["remarks"] = (request.form.get("remarks") or "")[:2000]
+        wants_aftercare = request.form.get("aftercare") == "yes"
         try:
-            answer_questionnaire(engine(), settings().dispatch, token, answers,
-                                 request.form.get("aftercare") == "yes", now())
+            answer_questionnaire(engine(), settings().dispatch, found.token, answers,
+                                 wants_aftercare, now())
         except Refused as exc:
             problem = exc.message
         else:
             flash("Thank you. Your answers are saved"
                   + (": the aftercare team will contact you within 24 hours."
-                     if request.form.get("aftercare") == "yes" else "."), "success")
-            return redirect(url_for("responder.profile"), code=303)
+                     if wants_aftercare else "."), "success")
+            return redirect(done_url, code=303)
     return render_template("questionnaire.html", questionnaire=found, questions=QUESTIONS,
                            problem=problem, moment=now()), 409 if problem else 200
