@@ -17,7 +17,13 @@ from sqlmodel import Session, col
 from alarm_core.errors import NotFound, RegistrationError
 from alarm_core.models import Responder, ResponderCreate
 from alarm_core.policy import DispatchPolicy
-from alarm_core.responders import Channel, Training, registration_problems
+from alarm_core.responders import (
+    Channel,
+    Training,
+    certificate_valid_until,
+    registration_problems,
+)
+from fleet.accounts import Account, AccountError, Role, add_account
 from fleet.db import session_scope
 from fleet.models import utcnow
 
@@ -89,6 +95,26 @@ def register_responder(engine: Any, raw: dict[str, Any], now: datetime,
     record = validate_responder(raw, now.date(), policy)
     with session_scope(engine) as session:
         return _upsert(session, record, now)
+
+
+def register_with_account(engine: Any, raw: dict[str, Any], username: str, password: str,
+                          now: datetime, policy: DispatchPolicy) -> Account:
+    """A citizen's own registration: the responder and its console account in one
+    transaction (either both are stored or neither). Unlike an import of an existing list, a
+    new registration needs a certificate that is valid today."""
+    record = validate_responder(raw, now.date(), policy)
+    if record.certificate_date is None \
+            or certificate_valid_until(record.certificate_date, policy) < now.date():
+        raise RegistrationError(["a CPR certificate of the last "
+                                 f"{policy.certificate_valid_months} months is required"])
+    with session_scope(engine) as session:
+        _upsert(session, record, now)
+        session.flush()
+        try:
+            return add_account(session, username, password, Role.RESPONDER, now,
+                               responder_id=record.id)
+        except AccountError as exc:
+            raise RegistrationError([str(exc)]) from exc
 
 
 def _upsert(session: Session, record: ResponderCreate, now: datetime) -> Responder:

@@ -72,6 +72,15 @@ def create_account(engine: Any, username: str, password: str, role: str, now: da
                    responder_id: str | None = None) -> Account:
     """Create an account; a manager account names its manager, a municipality account its
     municipality, a responder account its responder."""
+    with session_scope(engine) as session:
+        return add_account(session, username, password, role, now, manager=manager,
+                           municipality=municipality, responder_id=responder_id)
+
+
+def add_account(session: Session, username: str, password: str, role: str, now: datetime, *,
+                manager: str | None = None, municipality: str | None = None,
+                responder_id: str | None = None) -> Account:
+    """`create_account` inside the caller's transaction."""
     try:
         kind = Role(role)
     except ValueError:
@@ -86,19 +95,18 @@ def create_account(engine: Any, username: str, password: str, role: str, now: da
              Role.RESPONDER: ("responder", responder_id)}
     if kind in needs and not needs[kind][1]:
         raise AccountError(f"a {kind.value} account needs --{needs[kind][0]}")
-    with session_scope(engine) as session:
-        if session.exec(select(ConsoleUser).where(ConsoleUser.username == username)).first():
-            raise AccountError(f"user name {username!r} is taken")
-        user = ConsoleUser(username=username, password_hash=generate_password_hash(password),
-                           role=kind.value, created_at=now, responder_id=responder_id
-                           if kind == Role.RESPONDER else None)
-        if kind == Role.MANAGER:
-            user.manager_id = _id_of(session, Manager, manager)
-        if kind == Role.MUNICIPALITY:
-            user.municipality_id = _id_of(session, Municipality, municipality)
-        session.add(user)
-        session.flush()
-        return _account(session, user)
+    if session.exec(select(ConsoleUser).where(ConsoleUser.username == username)).first():
+        raise AccountError(f"user name {username!r} is taken")
+    user = ConsoleUser(username=username, password_hash=generate_password_hash(password),
+                       role=kind.value, created_at=now,
+                       responder_id=responder_id if kind == Role.RESPONDER else None)
+    if kind == Role.MANAGER:
+        user.manager_id = _id_of(session, Manager, manager)
+    if kind == Role.MUNICIPALITY:
+        user.municipality_id = _id_of(session, Municipality, municipality)
+    session.add(user)
+    session.flush()
+    return _account(session, user)
 
 
 def _id_of(session: Session, model: Any, name: str | None) -> int:

@@ -9,11 +9,12 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
 from fleet.db import session_scope
 from fleet.errors import FleetError
 from fleet.ingest.readiness import ReadinessRecorder
-from fleet.models import AedCreate
+from fleet.models import Aed, AedCreate
 from fleet.registry import import_registry, record_declaration
 from fleet.registry_file import ParsedFile
 from fleet.settings import Settings
@@ -21,6 +22,11 @@ from fleet.settings import Settings
 
 class AedNotSaved(FleetError):
     """The AED could not be stored (e.g. its cabinet holds another AED)."""
+
+
+def aed_exists(engine: Engine, aed_id: str) -> bool:
+    with Session(engine) as session:
+        return session.get(Aed, aed_id) is not None
 
 
 def save_aed(engine: Engine, record: AedCreate, settings: Settings, now: datetime,

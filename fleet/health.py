@@ -90,7 +90,7 @@ def state_counts(session: Session, scope: FleetScope) -> dict[str, int]:
     query = scope.apply(sa_select(state, func.count()).select_from(Aed)
                         .outerjoin(AedReadiness, col(AedReadiness.aed_id) == Aed.id)
                         .group_by(state))
-    found = dict(session.execute(query).tuples().all())
+    found = {state: count for state, count in session.execute(query)}
     return {name: int(found.get(name, 0)) for name in STATES}
 
 

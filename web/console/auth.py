@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
@@ -13,6 +14,7 @@ from web.authz import account, engine
 from web.security import ConsoleUser
 
 bp = Blueprint("auth", __name__)
+SAFE_NEXT = re.compile(r"/(?![/\\])[!-~]*")
 
 START_PAGES = {Role.ADMIN: "fleet.overview", Role.MANAGER: "fleet.overview",
                Role.MUNICIPALITY: "maps.coverage", Role.DISPATCHER: "dispatch.incidents",
@@ -38,8 +40,9 @@ def login() -> Any:
         return render_template("login.html", username=request.form.get("username", "")), 401
     login_user(ConsoleUser(found))
     target = request.args.get("next", "")
-    # Only a path on this site: never an open redirect to another host.
-    if not target.startswith("/") or target.startswith("//") or "\\" in target:
+    # Only a path on this site, in plain printable characters: never an open redirect (a
+    # browser or werkzeug would drop a tab or newline and read "/\t/host" as "//host").
+    if SAFE_NEXT.fullmatch(target) is None:
         target = url_for(START_PAGES[found.role])
     return redirect(target, code=303)
 

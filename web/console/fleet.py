@@ -13,7 +13,7 @@ from werkzeug.wrappers import Response
 
 from fleet.access import ACCESS_REASONS, opening_hours_error
 from fleet.accounts import Role
-from fleet.editing import AedNotSaved, declare_ready, save_aed
+from fleet.editing import AedNotSaved, aed_exists, declare_ready, save_aed
 from fleet.errors import FleetError
 from fleet.health import (
     STATE_WORDS,
@@ -176,11 +176,18 @@ def _edit(aed_id: str | None) -> Any:
         if aed_id is not None:
             values["id"] = aed_id
         record, errors = _validate(values, assigned_manager(who, values.get("manager")))
+        if record is not None and aed_id is None and aed_exists(engine(), record.id):
+            # "Register" never overwrites: an existing AED is changed through its edit page,
+            # where its manager is checked.
+            errors["id"] = "an AED with this id is already registered"
+            record = None
         if record is not None:
             try:
                 save_aed(engine(), record, settings(), now(), who.username)
             except AedNotSaved as exc:
-                errors["device_id"] = str(exc)
+                # The reason names the AED that holds the cabinet: only an admin may see it.
+                errors["device_id"] = (str(exc) if who.role == Role.ADMIN else
+                                       "this cabinet is already linked to another AED")
             else:
                 flash(f"AED {record.id} saved.", "success")
                 return redirect(url_for("fleet.aed_detail", aed_id=record.id), code=303)

@@ -14,14 +14,11 @@ from werkzeug.wrappers import Response
 from alarm_core.aftercall import aftercare_of, answer_questionnaire, questionnaires_of
 from alarm_core.errors import Refused, RegistrationError
 from alarm_core.models import Questionnaire, Responder, ResponderCreate
-from alarm_core.registry import register_responder, validate_responder
+from alarm_core.registry import register_responder, register_with_account, validate_responder
 from alarm_core.responders import certificate_valid_until
 from fleet.accounts import (
-    AccountError,
     Role,
-    create_account,
     password_problem,
-    username_taken,
 )
 from web.authz import account, engine, own_responder, questionnaire_for, roles_required
 from web.console.fleet import now, settings
@@ -63,13 +60,10 @@ def register() -> Any:
             problems.append(problem)
         if not problems:
             try:
-                if username_taken(engine(), values["username"] or ""):
-                    raise AccountError(f"user name {values['username']!r} is taken")
-                register_responder(engine(), raw, moment, settings().dispatch)
-                found = create_account(engine(), values["username"] or "", password,
-                                       Role.RESPONDER, moment, responder_id=raw["id"])
-            except (AccountError, RegistrationError) as exc:
-                problems.append(str(exc))
+                found = register_with_account(engine(), raw, values.get("username") or "",
+                                              password, moment, settings().dispatch)
+            except RegistrationError as exc:
+                problems += exc.problems
             else:
                 login_user(ConsoleUser(found))
                 flash("Welcome: you are registered as a citizen responder.", "success")
