@@ -10,7 +10,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
-from flask import abort, current_app
+from flask import abort
 from flask_login import current_user, login_required
 from sqlmodel import Session
 
@@ -107,7 +107,3 @@ def questionnaire_for(who: Account, session: Session, token: str) -> Questionnai
     if found is None or found.responder_id != responder_id:
         abort(404)
     return found
-
-
-def engine() -> Any:
-    return current_app.config["ENGINE"]

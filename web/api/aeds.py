@@ -18,8 +18,8 @@ from fleet.health import STATES, FleetScope, fleet_rows, map_points, state_count
 from fleet.models import Municipality
 from fleet.registry import aed_status
 from web.auth import token_required
-from web.authz import aed_for, engine, fleet_scope
-from web.console.fleet import now, settings
+from web.authz import aed_for, fleet_scope
+from web.context import engine, now, settings
 
 bp = Blueprint("aeds_api", __name__, url_prefix="/api/v1")
 

@@ -10,7 +10,8 @@ from flask_login import current_user, login_user, logout_user
 from werkzeug.wrappers import Response
 
 from fleet.accounts import Role, authenticate
-from web.authz import account, engine
+from web.authz import account
+from web.context import engine
 from web.security import ConsoleUser
 
 bp = Blueprint("auth", __name__)

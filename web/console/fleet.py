@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from pydantic import ValidationError
 from sqlmodel import Session, select
 from werkzeug.wrappers import Response
@@ -30,30 +30,20 @@ from fleet.history import HistoryUnavailable, telemetry_history
 from fleet.models import AedCreate, Cabinet
 from fleet.readiness import describe_reason
 from fleet.registry import aed_status
-from fleet.settings import Settings
 from web.authz import (
     AED_DETAIL_ROLES,
     FLEET_ROLES,
     account,
     aed_for,
     assigned_manager,
-    engine,
     fleet_scope,
     roles_required,
 )
 from web.charts import line_chart
+from web.context import engine, now, settings
 
 bp = Blueprint("fleet", __name__, url_prefix="/fleet")
 PAGE_SIZE = 50
-
-
-def settings() -> Settings:
-    return current_app.config["SETTINGS"]  # type: ignore[no-any-return]
-
-
-def now() -> datetime:
-    clock = current_app.config.get("CLOCK")
-    return clock() if clock is not None else datetime.now(UTC)
 
 
 def _page() -> int:

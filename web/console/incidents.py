@@ -11,8 +11,8 @@ from sqlmodel import Session, col
 from alarm_core.models import Incident, ResponderLocation
 from alarm_core.reports import incident_document
 from fleet.models import Aed
-from web.authz import INCIDENT_ROLES, account, engine, incident_for, roles_required
-from web.console.fleet import now, settings
+from web.authz import INCIDENT_ROLES, account, incident_for, roles_required
+from web.context import engine, now, settings
 
 bp = Blueprint("dispatch", __name__, url_prefix="/incidents")
 

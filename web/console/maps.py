@@ -18,7 +18,7 @@ from web.authz import (
     coverage_municipality,
     roles_required,
 )
-from web.console.fleet import settings
+from web.context import settings
 
 bp = Blueprint("maps", __name__)
 

@@ -20,8 +20,8 @@ from fleet.accounts import (
     Role,
     password_problem,
 )
-from web.authz import account, engine, own_responder, questionnaire_for, roles_required
-from web.console.fleet import now, settings
+from web.authz import account, own_responder, questionnaire_for, roles_required
+from web.context import engine, now, settings
 from web.security import ConsoleUser
 
 bp = Blueprint("responder", __name__, url_prefix="/responder")
