@@ -8,15 +8,13 @@ private cluster and sets it); each test gets its own database there, dropped aft
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
-from psycopg import sql
+from databases import fresh_postgres_database
 from sqlalchemy import Engine
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import make_url
 
 from fleet import migrate
 from fleet.db import make_engine
@@ -40,22 +38,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     if not server_url:
         pytest.skip(f"{POSTGRES_URL_VARIABLE} is not set: no PostgreSQL server to test against "
                     "(.ci/run starts one and sets it)")
-    yield from _fresh_postgres_database(make_url(server_url))
-
-
-def _fresh_postgres_database(server: URL) -> Iterator[str]:
-    """Create `t_<random>` on the server, hand out its URL, and drop it (even if still in use)."""
-    name = f"t_{secrets.token_hex(6)}"
-    admin_conninfo = server.set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(admin_conninfo, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield server.set(drivername="postgresql+psycopg", database=name).render_as_string(
-            hide_password=False)
-    finally:
-        with psycopg.connect(admin_conninfo, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                sql.Identifier(name)))
+    yield from fresh_postgres_database(make_url(server_url))
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -25,11 +24,10 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
+from databases import fresh_postgres_database
 from flask import Flask
 from flask.testing import FlaskClient
-from psycopg import sql
 from sqlalchemy import Engine, func
 from sqlalchemy import select as sa_select
 from sqlalchemy.engine import make_url
@@ -94,18 +92,7 @@ def module_database(kind: str, folder: Path) -> Iterator[str]:
     server_url = os.environ.get(POSTGRES_URL_VARIABLE)
     if not server_url:
         pytest.skip(f"{POSTGRES_URL_VARIABLE} is not set: no PostgreSQL server to test against")
-    server = make_url(server_url)
-    name = f"t_{secrets.token_hex(6)}"
-    admin = server.set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(admin, autocommit=True) as connection:
-        connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield server.set(drivername="postgresql+psycopg", database=name).render_as_string(
-            hide_password=False)
-    finally:
-        with psycopg.connect(admin, autocommit=True) as connection:
-            connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                sql.Identifier(name)))
+    yield from fresh_postgres_database(make_url(server_url))
 
 
 def module_engine(kind: str, folder: Path) -> Iterator[tuple[Engine, Settings]]:
