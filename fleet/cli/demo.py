@@ -1,4 +1,9 @@
-"""`aedfleet demo`: set up the embedded database, import the bundled registry, show readiness."""
+"""`aedfleet demo`: set up the database with the bundled registry, then run the whole system.
+
+With `--setup-only` it stops after the setup (schema, boundaries, registry, declarations, and
+the fleet's readiness). Otherwise it goes on to run broker, ingest, cabinets with their agents,
+the alarm core with the console, and a simulated 112 centre, until Ctrl-C.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from sqlmodel import Session, select
 
 from fleet import migrate
 from fleet.cli import Context, parse_time, pass_context
+from fleet.cli.alarm import _host_port
 from fleet.models import Aed, ReadinessDeclaration
 from fleet.municipalities import read_boundaries
 from fleet.readiness import describe_reason
@@ -26,9 +32,45 @@ DEMO_REGISTRY = "demo_registry_utrecht.csv"
 
 
 @click.command()
+@click.option("--setup-only", is_flag=True, help="Only set up the database and show the "
+              "fleet's readiness; start nothing.")
+@click.option("--http", "http", default=None, help="host:port of the console "
+              "(default: the `http` setting).")
+@click.option("--incident-every", "incident_every", type=click.FloatRange(min=0), default=3.0,
+              show_default=True, help="Minutes between simulated 112 calls (0: none).")
+@click.option("--incident-minutes", "incident_minutes", type=click.FloatRange(min=0.1),
+              default=2.0, show_default=True, help="Minutes until the 112 centre closes a call.")
+@click.option("--responders", default=300, show_default=True, type=click.IntRange(0, 5000),
+              help="Synthetic citizen responders living in Utrecht.")
+@click.option("--cabinets/--no-cabinets", default=True, show_default=True,
+              help="Simulated cabinets with agents, and the registry's other cabinets.")
+@click.option("--seed", default=1, show_default=True, help="Seed of the simulated world.")
 @pass_context
-def demo(ctx: Context) -> None:
-    """Run the demo on the configured database (default: SQLite under ./var)."""
+def demo(ctx: Context, setup_only: bool, http: str | None, incident_every: float,
+         incident_minutes: float, responders: int, cabinets: bool, seed: int) -> None:
+    """Run the whole system on this machine until Ctrl-C (database: the configured one,
+    default SQLite under ./var)."""
+    http = http or ctx.settings.http
+    _host_port(http)
+    _set_up(ctx)
+    if setup_only:
+        click.echo("\nNext (after `. .venv/bin/activate`): `aedfleet aeds list --state "
+                   "unverified`, `aedfleet aeds show NL-UT-0001`, `aedfleet declare NL-UT-0002 "
+                   "--by 'Your name'`, or `aedfleet demo` to run everything")
+        return
+    import asyncio
+
+    from fleet.demo.run import DemoOptions, run_demo
+
+    click.secho("6. the whole system", bold=True)
+    options = DemoOptions(http=http, incident_every_s=incident_every * 60,
+                          incident_open_s=incident_minutes * 60, responders=responders,
+                          cabinets=cabinets, seed=seed)
+    asyncio.run(run_demo(ctx.engine, ctx.settings, options, click.echo))
+    click.echo("demo stopped")
+
+
+def _set_up(ctx: Context) -> None:
     engine = ctx.unchecked_engine
     now = parse_time(None, ctx.settings)
     click.secho("1. database schema", bold=True)
@@ -64,8 +106,6 @@ def demo(ctx: Context) -> None:
     click.echo("   why AEDs are not ready or not verified:")
     for code, count in summary.reasons.items():
         click.echo(f"   {count:>5}  {code}: {describe_reason(code)}")
-    click.echo("\nNext (after `. .venv/bin/activate`): `aedfleet aeds list --state unverified`, "
-               "`aedfleet aeds show NL-UT-0001`, `aedfleet declare NL-UT-0002 --by 'Your name'`")
 
 
 def _declare_named_operators(ctx: Context, now: object) -> int:

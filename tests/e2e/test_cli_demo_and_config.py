@@ -25,10 +25,10 @@ def demo_counts(output: str) -> tuple[int, int, int, int, int]:
     return rows, new, updated, unchanged, rejected
 
 
-def test_demo_runs_twice_in_the_same_folder_and_the_second_run_changes_nothing(
+def test_demo_setup_runs_twice_in_the_same_folder_and_the_second_run_changes_nothing(
         cli: Cli) -> None:
-    first = cli.ok("demo")
-    second = cli.ok("demo")
+    first = cli.ok("demo", "--setup-only")
+    second = cli.ok("demo", "--setup-only")
 
     assert demo_counts(first.stdout) == (539, 536, 0, 0, 3)
     assert demo_counts(second.stdout) == (539, 0, 0, 536, 3)
@@ -38,9 +38,9 @@ def test_demo_runs_twice_in_the_same_folder_and_the_second_run_changes_nothing(
     assert declared[0].group(1) == declared[1].group(1)
 
 
-def test_demo_with_the_shipped_configuration_keeps_its_database_under_var(
+def test_demo_setup_with_the_shipped_configuration_keeps_its_database_under_var(
         plain_cli: Cli) -> None:
-    result = plain_cli.ok("demo")
+    result = plain_cli.ok("demo", "--setup-only")
 
     assert "sqlite:///var/aedfleet.db" in result.stdout
     assert (plain_cli.cwd / "var" / "aedfleet.db").is_file()
