@@ -86,3 +86,13 @@ def test_coverage_benchmark_agrees_with_its_all_pairs_baseline_and_full_recomput
     assert figures["incremental_agrees_with_full"] is True
     assert 0 < float(figures["national_covered_pct"]) < 100  # type: ignore[arg-type]
     assert float(figures["baseline_ratio"]) > 1  # type: ignore[arg-type]
+
+
+def test_web_benchmark_reports_fleet_page_and_api_list_server_time(plain_cli: Cli) -> None:
+    result = plain_cli("bench", "web", "--quick", timeout=300)
+    assert result.returncode == 0, result.stderr
+    figures = last_json_line(result.stdout)
+    assert figures["aeds"] == 2_000
+    assert float(figures["fleet_page_p99_ms"]) > 0  # type: ignore[arg-type]
+    assert float(figures["api_list_p99_ms"]) > 0  # type: ignore[arg-type]
+    assert float(figures["speedup_vs_baseline"]) > 1  # type: ignore[arg-type]
