@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select as sa_select
+from sqlalchemy import update
 from sqlmodel import Session, col
 
 from alarm_core.errors import Conflict, NotFound
@@ -25,16 +26,21 @@ def answer_questionnaire(engine: Any, policy: DispatchPolicy, token: str,
             raise NotFound("unknown_questionnaire", "no questionnaire with this link")
         if now >= questionnaire.expires_at:
             raise Conflict("questionnaire_closed", "this questionnaire is closed")
-        if questionnaire.answered_at is not None:
+        # One answer only, also when two arrive at once (a double click, two nodes): the
+        # update takes the row only while it is still unanswered.
+        taken = session.execute(
+            update(Questionnaire)
+            .where(col(Questionnaire.token) == token, col(Questionnaire.answered_at).is_(None))
+            .values(answered_at=now, answers=json.dumps(answers)))
+        if taken.rowcount != 1:  # type: ignore[attr-defined]
             raise Conflict("already_answered", "this questionnaire was already answered")
-        questionnaire.answered_at = now
-        questionnaire.answers = json.dumps(answers)
-        session.add(questionnaire)
         if aftercare:
             session.add(AftercareTask(
                 incident_id=questionnaire.incident_id,
                 responder_id=questionnaire.responder_id, requested_at=now,
                 due_at=now + timedelta(hours=policy.aftercare_due_hours)))
+        session.flush()
+        session.refresh(questionnaire)
         return questionnaire
 
 

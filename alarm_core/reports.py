@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col
 
-from alarm_core.models import Incident, IncidentAed, IncidentResponder
+from alarm_core.models import Incident, IncidentAed, IncidentResponder, ResponderLocation
 from alarm_core.policy import DispatchPolicy
 from alarm_core.wire import rfc3339
+from fleet.models import Aed
 
 
 def _time(value: Any) -> str | None:
@@ -54,3 +56,36 @@ def incident_document(session: Session, incident: Incident, policy: DispatchPoli
     if with_plan:
         document["plan"] = json.loads(incident.plan)
     return document
+
+
+def recent_incidents(session: Session, only_open: bool, limit: int = 100) -> list[Incident]:
+    """The newest incidents first."""
+    query = sa_select(Incident).order_by(col(Incident.called_at).desc()).limit(limit)
+    if only_open:
+        query = query.where(col(Incident.state) != "closed")
+    return list(session.execute(query).scalars())
+
+
+def incident_map(session: Session, incident: Incident, document: dict[str, Any],
+                 now: datetime) -> dict[str, Any]:
+    """Victim, the AEDs sent, and the latest position of each accepted responder on the way:
+    only positions still inside their tracking time (they are deleted after it)."""
+    aed_ids = [aed["id"] for aed in document["aeds"]]
+    places = {aed.id: aed for aed in session.execute(
+        sa_select(Aed).where(col(Aed.id).in_(aed_ids))).scalars()} if aed_ids else {}
+    tracks: dict[str, tuple[float, float]] = {}
+    for row in session.execute(
+            sa_select(ResponderLocation)
+            .where(col(ResponderLocation.incident_id) == incident.id,
+                   col(ResponderLocation.expires_at) > now)
+            .order_by(col(ResponderLocation.ts))).scalars():
+        tracks[row.responder_id] = (row.lat, row.lon)
+    roles = {r["id"]: r["role"] for r in document["responders"]}
+    return {
+        "victim": {"lat": incident.lat, "lon": incident.lon},
+        "aeds": [{"id": a["id"], "lat": places[a["id"]].lat, "lon": places[a["id"]].lon,
+                  "name": places[a["id"]].name, "picked_up": a["picked_up_at"] is not None}
+                 for a in document["aeds"] if a["id"] in places],
+        "responders": [{"id": rid, "lat": lat, "lon": lon, "role": roles.get(rid, "")}
+                       for rid, (lat, lon) in tracks.items()],
+    }

@@ -6,10 +6,12 @@ Passwords are stored only as salted scrypt hashes (werkzeug.security).
 from __future__ import annotations
 
 import enum
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import text
 from sqlmodel import Session, col, select
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -55,6 +57,8 @@ class Account:
     municipality_id: int | None
     municipality: str | None
     responder_id: str | None
+    session_key: str = ""
+    """Changes with the password: a session made before a password change no longer counts."""
 
     def to_json(self) -> dict[str, Any]:
         return {"username": self.username, "role": self.role.value, "manager": self.manager,
@@ -104,6 +108,9 @@ def add_account(session: Session, username: str, password: str, role: str, now: 
         user.manager_id = _id_of(session, Manager, manager)
     if kind == Role.MUNICIPALITY:
         user.municipality_id = _id_of(session, Municipality, municipality)
+    if kind == Role.RESPONDER and session.execute(
+            text("SELECT 1 FROM responder WHERE id = :id"), {"id": responder_id}).first() is None:
+        raise AccountError(f"no responder with id {responder_id!r}")
     session.add(user)
     session.flush()
     return _account(session, user)
@@ -125,7 +132,8 @@ def _account(session: Session, user: ConsoleUser) -> Account:
                    manager_id=user.manager_id, manager=manager.name if manager else None,
                    municipality_id=user.municipality_id,
                    municipality=municipality.name if municipality else None,
-                   responder_id=user.responder_id)
+                   responder_id=user.responder_id,
+                   session_key=hashlib.sha256(user.password_hash.encode()).hexdigest()[:24])
 
 
 def username_taken(engine: Any, username: str) -> bool:

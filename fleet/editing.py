@@ -8,13 +8,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import shapely
+from sqlalchemy import update
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
 
 from fleet.db import session_scope
 from fleet.errors import FleetError
 from fleet.ingest.readiness import ReadinessRecorder
-from fleet.models import Aed, AedCreate
+from fleet.models import Aed, AedCreate, Cabinet, Municipality
 from fleet.registry import import_registry, record_declaration
 from fleet.registry_file import ParsedFile
 from fleet.settings import Settings
@@ -24,17 +27,47 @@ class AedNotSaved(FleetError):
     """The AED could not be stored (e.g. its cabinet holds another AED)."""
 
 
-def aed_exists(engine: Engine, aed_id: str) -> bool:
+def cabinet_of(engine: Engine, aed_id: str) -> str | None:
+    """The connected cabinet an AED hangs in."""
     with Session(engine) as session:
-        return session.get(Aed, aed_id) is not None
+        return session.exec(select(Cabinet.device_id).where(Cabinet.aed_id == aed_id)).first()
 
 
-def save_aed(engine: Engine, record: AedCreate, settings: Settings, now: datetime,
-             by: str) -> None:
-    """Create or update one AED with every field of `record` (empty fields clear them)."""
+def cabinet_holder(engine: Engine, device_id: str) -> tuple[bool, str | None]:
+    """Whether a cabinet is known, and the AED it holds."""
+    with Session(engine) as session:
+        cabinet = session.get(Cabinet, device_id)
+        return cabinet is not None, None if cabinet is None else cabinet.aed_id
+
+
+def save_aed(engine: Engine, record: AedCreate, settings: Settings, now: datetime, by: str,
+             *, new: bool = False) -> None:
+    """Create (`new`: only if the id is free) or update one AED with every field of `record`:
+    an empty cabinet field unlinks the cabinet; the municipality follows the position."""
+    if new:
+        try:
+            with session_scope(engine) as session:
+                session.add(Aed(id=record.id, lat=record.lat, lon=record.lon, created_at=now,
+                                updated_at=now, out_of_service=record.out_of_service))
+        except IntegrityError:
+            raise AedNotSaved("an AED with this id is already registered") from None
     report = import_registry(engine, ParsedFile(format="console", records=[(1, record)]))
     if report.rejections:
         raise AedNotSaved("; ".join(r.reason for r in report.rejections))
+    with session_scope(engine) as session:
+        if record.device_id is None:
+            session.execute(update(Cabinet).where(col(Cabinet.aed_id) == record.id)
+                            .values(aed_id=None))
+        aed = session.get(Aed, record.id)
+        assert aed is not None
+        # The import keeps the old municipality when no boundary holds the new position.
+        municipality = session.get(Municipality, aed.municipality_id) \
+            if aed.municipality_id else None
+        if municipality is not None and (
+                not municipality.boundary_geojson
+                or not shapely.from_geojson(municipality.boundary_geojson).covers(
+                    shapely.Point(aed.lon, aed.lat))):
+            aed.municipality_id = None
     refresh_readiness(engine, settings, [record.id], now, f"edited in the console by {by}")
 
 

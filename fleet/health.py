@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import case, func
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col
 
+from fleet.ingest.readiness import SWEEP
 from fleet.models import (
     Aed,
     AedReadiness,
@@ -24,10 +25,12 @@ from fleet.models import (
     Municipality,
     ReadinessDeclaration,
     ReadinessTransition,
+    SweepMark,
     TelemetryState,
 )
 from fleet.readiness import describe_reason
-from fleet.registry import _iso
+from fleet.registry import iso_time
+from fleet.settings import Settings
 
 UNKNOWN = "unknown"
 """No readiness recorded yet: shown apart from ready, and treated as not deployable."""
@@ -80,13 +83,34 @@ class FleetRow:
         return {"id": self.id, "name": self.name, "address": self.address,
                 "municipality": self.municipality, "state": self.state,
                 "reasons": list(self.reasons), "warnings": list(self.warnings),
-                "since": _iso(self.since), "pads_expiry": _iso(self.pads_expiry),
-                "battery_expiry": _iso(self.battery_expiry), "lat": self.lat, "lon": self.lon}
+                "since": iso_time(self.since), "pads_expiry": iso_time(self.pads_expiry),
+                "battery_expiry": iso_time(self.battery_expiry), "lat": self.lat, "lon": self.lon}
 
 
-def state_counts(session: Session, scope: FleetScope) -> dict[str, int]:
+def states_checked_at(session: Session) -> datetime | None:
+    """When the ingest's sweep last re-evaluated every AED (None: never)."""
+    return session.execute(sa_select(col(SweepMark.at)).where(
+        col(SweepMark.name) == SWEEP)).scalar_one_or_none()
+
+
+def states_trusted(checked_at: datetime | None, now: datetime, settings: Settings) -> bool:
+    """Recorded states count while the sweep keeps running (three missed sweeps: no longer)."""
+    limit = timedelta(seconds=max(3 * settings.ingest.sweep_interval_s, 300))
+    return checked_at is not None and now - checked_at <= limit
+
+
+def _state(trusted: bool) -> Any:
+    """The state to show: `unknown` when none is recorded, and for `ready` when the sweep that
+    keeps it current has stopped (a pad may have expired since)."""
+    recorded = col(AedReadiness.state)
+    if trusted:
+        return func.coalesce(recorded, UNKNOWN)
+    return case((recorded == "ready", UNKNOWN), else_=func.coalesce(recorded, UNKNOWN))
+
+
+def state_counts(session: Session, scope: FleetScope, trusted: bool = True) -> dict[str, int]:
     """AEDs per readiness state (most urgent first), `unknown` for those not evaluated."""
-    state = func.coalesce(AedReadiness.state, UNKNOWN)
+    state = _state(trusted)
     query = scope.apply(sa_select(state, func.count()).select_from(Aed)
                         .outerjoin(AedReadiness, col(AedReadiness.aed_id) == Aed.id)
                         .group_by(state))
@@ -102,16 +126,16 @@ def _battery() -> Any:
     return func.coalesce(TelemetryState.battery_expiry, Aed.battery_expiry)
 
 
-def _rows_query(scope: FleetScope) -> Any:
+def _rows_query(scope: FleetScope, trusted: bool) -> Any:
     pads, battery = _pads(), _battery()
     soonest = case((pads.is_(None), battery), (battery.is_(None), pads),
                    (pads < battery, pads), else_=battery)
-    state, warnings = col(AedReadiness.state), col(AedReadiness.warnings)
-    rank = case((state == "not_ready", 0), (state == "unverified", 1), (state.is_(None), 2),
+    state, warnings = _state(trusted), col(AedReadiness.warnings)
+    rank = case((state == "not_ready", 0), (state == "unverified", 1), (state == UNKNOWN, 2),
                 (warnings != "", 3), else_=4)
     return scope.apply(
         sa_select(col(Aed.id), col(Aed.name), col(Aed.address), col(Municipality.name),
-                  col(AedReadiness.state), col(AedReadiness.reasons),
+                  state, col(AedReadiness.reasons),
                   col(AedReadiness.warnings), col(AedReadiness.since), pads, battery,
                   col(Aed.lat), col(Aed.lon))
         .select_from(Aed)
@@ -131,22 +155,20 @@ def _row(values: Any) -> FleetRow:
 
 
 def fleet_rows(session: Session, scope: FleetScope, *, state: str | None = None,
-               limit: int = 50, offset: int = 0) -> list[FleetRow]:
+               limit: int = 50, offset: int = 0, trusted: bool = True) -> list[FleetRow]:
     """AEDs in the order they need action: not ready, unverified, not evaluated, warnings,
     ready; within each, the soonest pads or battery expiry first."""
-    query = _rows_query(scope)
-    if state == UNKNOWN:
-        query = query.where(col(AedReadiness.state).is_(None))
-    elif state is not None:
-        query = query.where(col(AedReadiness.state) == state)
+    query = _rows_query(scope, trusted)
+    if state is not None:
+        query = query.where(_state(trusted) == state)
     return [_row(values) for values in session.execute(query.limit(limit).offset(offset))]
 
 
-def map_points(session: Session, scope: FleetScope) -> list[tuple[str, float, float, str]]:
+def map_points(session: Session, scope: FleetScope,
+               trusted: bool = True) -> list[tuple[str, float, float, str]]:
     """(id, lat, lon, state) of every AED in scope: the map's points."""
     query = scope.apply(
-        sa_select(col(Aed.id), col(Aed.lat), col(Aed.lon),
-                  func.coalesce(AedReadiness.state, UNKNOWN))
+        sa_select(col(Aed.id), col(Aed.lat), col(Aed.lon), _state(trusted))
         .select_from(Aed).outerjoin(AedReadiness, col(AedReadiness.aed_id) == Aed.id))
     return [tuple(row) for row in session.execute(query)]  # type: ignore[misc]
 

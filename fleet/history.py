@@ -49,8 +49,11 @@ def telemetry_history(settings: Settings, device_id: str, end: datetime,
     for field in FIELDS:
         # Label values are quoted by json.dumps: a device id cannot break out of the selector.
         selector = f"{settings.timeseries.measurement}_{field}{{device={json.dumps(device_id)}}}"
+        # Per step the worst value: the lowest charge, any opening of the door.
+        summary = {"battery_pct": "min_over_time", "door_open": "max_over_time"}.get(
+            field, "last_over_time")
         query = urllib.parse.urlencode({
-            "query": f"last_over_time({selector}[{step}s])", "start": f"{start.timestamp():.0f}",
+            "query": f"{summary}({selector}[{step}s])", "start": f"{start.timestamp():.0f}",
             "end": f"{end.timestamp():.0f}", "step": f"{step}s"})
         document = _get(f"{base}/api/v1/query_range?{query}")
         results = document.get("data", {}).get("result", [])

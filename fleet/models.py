@@ -231,3 +231,16 @@ class ConsoleUser(SQLModel, table=True):
     responder_id: str | None = Field(default=None, foreign_key="responder.id", max_length=64)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
     disabled_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+
+
+class SweepMark(SQLModel, table=True):
+    """When a periodic job last completed (`readiness_sweep`: every AED re-evaluated).
+
+    Readers of the recorded readiness check it: a state recorded by a sweep that stopped
+    running is not shown as ready.
+    """
+
+    __tablename__ = "sweep_mark"
+
+    name: str = Field(primary_key=True, max_length=40)
+    at: datetime = Field(sa_type=UtcDateTime)

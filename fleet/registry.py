@@ -204,7 +204,8 @@ def record_declaration(engine: Engine, aed_id: str, declared_by: str, declared_a
     """Store a manager's 'ready for deployment' declaration for an AED."""
     if declared_at > now + timedelta(minutes=5):
         raise InvalidDeclarationError(
-            f"declaration time {_iso(declared_at)} lies in the future: declare what was checked")
+            f"declaration time {iso_time(declared_at)} lies in the future: "
+            "declare what was checked")
     if not declared_by.strip():
         raise InvalidDeclarationError("a declaration needs the name of who declares")
     with session_scope(engine) as session:
@@ -253,16 +254,17 @@ class AedStatus:
             },
             "accessible_now": self.access.accessible,
             "accessibility": self.access.reason,
-            "pads_expiry": _iso(tel.pads_expiry if tel and tel.pads_expiry else aed.pads_expiry),
-            "battery_expiry": _iso(tel.battery_expiry if tel and tel.battery_expiry
-                                   else aed.battery_expiry),
+            "pads_expiry": iso_time(tel.pads_expiry if tel and tel.pads_expiry
+                                    else aed.pads_expiry),
+            "battery_expiry": iso_time(tel.battery_expiry if tel and tel.battery_expiry
+                                       else aed.battery_expiry),
             "declaration": None if self.declaration is None else {
-                "declared_at": _iso(self.declaration.declared_at),
+                "declared_at": iso_time(self.declaration.declared_at),
                 "declared_by": self.declaration.declared_by,
-                "valid_until": _iso(self.declaration_valid_until),
+                "valid_until": iso_time(self.declaration_valid_until),
             },
             "telemetry": None if tel is None else {
-                "seq": tel.seq, "ts": _iso(tel.ts), "online": tel.online,
+                "seq": tel.seq, "ts": iso_time(tel.ts), "online": tel.online,
                 "battery_pct": tel.battery_pct, "self_test": tel.self_test,
                 "door_open": tel.door_open, "aed_present": tel.aed_present,
                 "temperature_c": tel.temperature_c, "power": tel.power,
@@ -278,7 +280,7 @@ class AedStatus:
         return lines
 
 
-def _iso(value: date | datetime | None) -> str | None:
+def iso_time(value: date | datetime | None) -> str | None:
     if value is None:
         return None
     if isinstance(value, datetime):

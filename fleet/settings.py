@@ -132,7 +132,13 @@ class WebSettings(BaseModel):
     """Session cookies only over HTTPS (browsers treat http://localhost as secure too)."""
     session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
     login_limit: str = "5 per minute;20 per hour"
-    """Log-in attempts per client address and per user name (flask-limiter notation)."""
+    """Failed log-ins per client address (flask-limiter notation)."""
+    login_limit_per_user: str = "100 per hour"
+    """Failed log-ins per user name from all addresses together: a cap on guessing from many
+    addresses, set high so that nobody can easily lock a dispatcher out of the console."""
+    proxy_hops: int = Field(default=0, ge=0, le=5)
+    """Reverse proxies in front of the console (nginx, a load balancer) whose X-Forwarded-For
+    and X-Forwarded-Proto are trusted; 0: the client address is the connection's."""
     rate_limit_storage: str = "memory://"
     """Where attempt counts are kept: `memory://` (one node) or e.g. `redis://host:6379`."""
     tile_url: str = ""

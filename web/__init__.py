@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
-from flask import Flask, Response
+from flask import Flask, Response, abort, request
 from prometheus_client import generate_latest
 
 from alarm_core.metrics import AlarmMetrics
@@ -49,17 +50,31 @@ def create_app(engine: Any, *, settings: Settings | None = None, alarm_core: Any
     for blueprint in (incidents_api, coverage_api, aeds_api):
         csrf.exempt(blueprint)
         app.register_blueprint(blueprint)
-    limit_logins(app, limiter, "auth.login", settings.web.login_limit)
+    limit_logins(app, limiter, "auth.login", settings.web.login_limit,
+                 settings.web.login_limit_per_user)
+
+    # Scripts only from the application; images also from the configured tile server.
+    tiles = urlsplit(settings.web.tile_url)
+    tile_origin = f" {tiles.scheme}://{tiles.netloc}" if tiles.scheme and tiles.netloc else ""
+    policy = (f"default-src 'self'; img-src 'self' data:{tile_origin}; "
+              "style-src 'self' 'unsafe-inline'; frame-ancestors 'none'")
+
+    @app.before_request
+    def _no_nul() -> None:
+        """A NUL character is in no id, name or address (PostgreSQL refuses it): 400."""
+        values = [request.path, *request.args.values()]
+        if request.method == "POST" and request.mimetype in (
+                "application/x-www-form-urlencoded", "multipart/form-data"):
+            values += list(request.form.values())
+        if any("\x00" in value for value in values):
+            abort(400, "the request holds a NUL character")
 
     @app.after_request
     def _headers(response: Response) -> Response:
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Referrer-Policy", "same-origin")
-        response.headers.setdefault(
-            "Content-Security-Policy",
-            "default-src 'self'; img-src 'self' data: https:; style-src 'self' 'unsafe-inline'; "
-            "frame-ancestors 'none'")
+        response.headers.setdefault("Content-Security-Policy", policy)
         return response
 
     @app.get("/metrics")

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import current_app
+from flask import abort, current_app, request
 
 from fleet.settings import Settings
 
@@ -22,3 +23,13 @@ def now() -> datetime:
     """The application's clock (tests and benchmarks set one), else the wall clock in UTC."""
     clock = current_app.config.get("CLOCK")
     return clock() if clock is not None else datetime.now(UTC)
+
+
+def whole_number(name: str, default: int, low: int, high: int) -> int:
+    """A query parameter that must be a whole number from `low` to `high` (else 400)."""
+    value = request.args.get(name)
+    if value is None:
+        return default
+    if re.fullmatch(r"[0-9]{1,9}", value) is None or not low <= int(value) <= high:
+        abort(400, f"{name} must be a whole number from {low} to {high}")
+    return int(value)

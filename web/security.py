@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import secrets
 from datetime import timedelta
 from pathlib import Path
@@ -12,6 +13,7 @@ from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager, UserMixin
 from flask_wtf.csrf import CSRFProtect
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from fleet.accounts import Account, load_account
 from fleet.settings import Settings
@@ -19,21 +21,22 @@ from fleet.settings import Settings
 SECRET_FILE = Path("var/secret_key")
 
 
-class ConsoleUser(UserMixin):
+class SessionUser(UserMixin):
     """The logged-in account as flask-login wants it."""
 
     def __init__(self, account: Account) -> None:
         self.account = account
 
     def get_id(self) -> str:
-        return str(self.account.id)
+        """The id kept in the session, with a key that a new password changes."""
+        return f"{self.account.id}:{self.account.session_key}"
 
 
 def secret_key(settings: Settings, secret_file: Path = SECRET_FILE) -> str:
     """The configured key, else one made once and kept beside the database."""
     if settings.web.secret_key:
         return settings.web.secret_key
-    if secret_file.exists():
+    if secret_file.exists() and secret_file.read_text().strip():
         return secret_file.read_text().strip()
     secret_file.parent.mkdir(parents=True, exist_ok=True)
     key = secrets.token_urlsafe(48)
@@ -64,19 +67,25 @@ def install(app: Flask, settings: Settings) -> Limiter:
     logins.session_protection = "strong"
 
     @logins.user_loader
-    def _load(user_id: str) -> ConsoleUser | None:
-        try:
-            account = load_account(current_app.config["ENGINE"], int(user_id))
-        except ValueError:
+    def _load(session_id: str) -> SessionUser | None:
+        user_id, _, key = session_id.partition(":")
+        if not user_id.isascii() or not user_id.isdigit():
             return None
-        return None if account is None else ConsoleUser(account)
+        account = load_account(current_app.config["ENGINE"], int(user_id))
+        if account is None or not hmac.compare_digest(account.session_key, key):
+            return None  # disabled, or its password changed since this session began
+        return SessionUser(account)
 
+    if web.proxy_hops:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=web.proxy_hops,  # type: ignore[method-assign]
+                                x_proto=web.proxy_hops)
     CSRFProtect(app)
     return Limiter(get_remote_address, app=app, storage_uri=web.rate_limit_storage,
                    headers_enabled=True)
 
 
-def limit_logins(app: Flask, limiter: Limiter, view_name: str, limits: str) -> None:
+def limit_logins(app: Flask, limiter: Limiter, view_name: str, per_address: str,
+                 per_user: str) -> None:
     """Count failed log-ins per client address and per user name; a success costs nothing."""
     def failed(response: Response) -> bool:
         return response.status_code != 303
@@ -85,7 +94,8 @@ def limit_logins(app: Flask, limiter: Limiter, view_name: str, limits: str) -> N
         return "user:" + (request.form.get("username") or "").strip().lower()
 
     view: Any = app.view_functions[view_name]
-    view = limiter.limit(limits, methods=["POST"], deduct_when=failed, scope="login-address")(view)
-    view = limiter.limit(limits, methods=["POST"], deduct_when=failed, key_func=username,
+    view = limiter.limit(per_address, methods=["POST"], deduct_when=failed,
+                         scope="login-address")(view)
+    view = limiter.limit(per_user, methods=["POST"], deduct_when=failed, key_func=username,
                          scope="login-user")(view)
     app.view_functions[view_name] = view

@@ -16,6 +16,7 @@ from sqlmodel import Session, select
 from fleet import migrate
 from fleet.cli import Context, parse_time, pass_context
 from fleet.cli.alarm import _host_port
+from fleet.ingest.sweep import sweep
 from fleet.models import Aed, ReadinessDeclaration
 from fleet.municipalities import read_boundaries
 from fleet.readiness import describe_reason
@@ -97,6 +98,7 @@ def _set_up(ctx: Context) -> None:
                "declaration yet)")
 
     click.secho("5. fleet readiness now", bold=True)
+    sweep(engine, ctx.settings, now)  # recorded, as the ingest does, for the console to show
     with Session(engine) as session:
         statuses = aed_statuses(session, ctx.settings, now)
     summary = summarize(statuses)

@@ -13,10 +13,10 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from alarm_core.registry import register_responder
-from fleet.accounts import create_account, set_password
+from fleet.accounts import create_account, set_password, username_taken
 from fleet.demo.errors import DemoError
 from fleet.demo.places import area_from_geojson, random_place
-from fleet.models import ConsoleUser, Municipality
+from fleet.models import Municipality
 from fleet.settings import Settings
 
 RESPONDER_PREFIX = "demo-r-"
@@ -86,18 +86,12 @@ def ensure_logins(engine: Engine, now: datetime, manager: str | None, municipali
     logins = []
     for role, link, scope in wanted:
         username, password = f"demo-{role}", secrets.token_urlsafe(9)
-        if _account_exists(engine, username):
+        if username_taken(engine, username):
             set_password(engine, username, password)  # made by an earlier run
         else:
             create_account(engine, username, password, role, now, **link)
         logins.append(DemoLogin(username, password, role, scope))
     return logins
-
-
-def _account_exists(engine: Engine, username: str) -> bool:
-    with Session(engine) as session:
-        return session.exec(select(ConsoleUser).where(
-            ConsoleUser.username == username)).first() is not None
 
 
 def dispatch_token(engine: Engine, now: datetime) -> str:

@@ -15,7 +15,7 @@ from sqlalchemy import update
 from sqlmodel import Session, col
 
 from fleet.ingest.notices import notices_for_change
-from fleet.models import Aed, AedReadiness, ReadinessTransition
+from fleet.models import Aed, AedReadiness, ReadinessTransition, SweepMark
 from fleet.notifications import enqueue_notice
 from fleet.readiness import Readiness
 from fleet.registry import readiness_of
@@ -109,3 +109,15 @@ class ReadinessRecorder:
             local = at.astimezone(ZoneInfo(self.settings.timezone))
             self._notify(aed, "door_opened", f"the cabinet reported its door opened at "
                                              f"{local:%Y-%m-%d %H:%M} {local.tzname()}")
+
+
+SWEEP = "readiness_sweep"
+
+
+def mark_sweep(session: Session, now: datetime) -> None:
+    """Record that every AED's readiness was re-evaluated at `now` (readers trust the recorded
+    states only while these marks keep coming)."""
+    updated = session.execute(update(SweepMark).where(col(SweepMark.name) == SWEEP)
+                              .values(at=now))
+    if updated.rowcount == 0:  # type: ignore[attr-defined]
+        session.add(SweepMark(name=SWEEP, at=now))

@@ -14,7 +14,7 @@ from sqlalchemy import Engine, delete
 from sqlmodel import col
 
 from fleet.db import session_scope
-from fleet.ingest.readiness import ReadinessRecorder
+from fleet.ingest.readiness import ReadinessRecorder, mark_sweep
 from fleet.models import AppliedMessage, DeadLetter
 from fleet.settings import Settings
 
@@ -32,6 +32,7 @@ def sweep(engine: Engine, settings: Settings, now: datetime) -> SweepReport:
     with session_scope(engine) as session:
         recorder = ReadinessRecorder(session, settings, now)
         recorder.refresh(None, cause="sweep")
+        mark_sweep(session, now)
     config = settings.ingest
     with session_scope(engine) as session:
         ledger = session.execute(delete(AppliedMessage).where(

@@ -44,8 +44,9 @@ from alarm_core.wire import parse_incident
 from fleet import migrate
 from fleet.accounts import create_account
 from fleet.coverage.live import LiveCoverage
-from fleet.db import make_engine
+from fleet.db import make_engine, session_scope
 from fleet.editing import refresh_readiness
+from fleet.ingest.readiness import mark_sweep
 from fleet.models import Aed, Manager, Municipality
 from fleet.municipalities import read_boundaries
 from fleet.registry import import_registry, load_municipalities, record_declaration
@@ -133,6 +134,8 @@ def _seed(url: str, now: datetime) -> dict[str, Any]:
     for aed_id in [a for a in managed[::2] if a not in unevaluated]:
         record_declaration(engine, aed_id, "seed", now - timedelta(days=20), now)
     refresh_readiness(engine, settings, evaluated, now, "seed")
+    with session_scope(engine) as session:
+        mark_sweep(session, now)  # the states are current, as if the ingest's sweep ran
 
     create_account(engine, USERS["admin"], PASSWORD, "admin", now)
     create_account(engine, USERS["manager"], PASSWORD, "manager", now, manager=manager)

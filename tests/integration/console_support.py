@@ -39,7 +39,7 @@ from alarm_core.service import AlarmCore
 from fleet import migrate
 from fleet.accounts import create_account
 from fleet.db import make_engine, session_scope
-from fleet.ingest.readiness import ReadinessRecorder
+from fleet.ingest.readiness import ReadinessRecorder, mark_sweep
 from fleet.models import Aed, AedReadiness, Manager, Municipality
 from fleet.settings import Settings
 from web import create_app
@@ -144,9 +144,11 @@ def square(south: float, west: float, north: float, east: float) -> str:
 
 def record_readiness(engine: Engine, settings: Settings, now: datetime,
                      aed_ids: list[str] | None = None, cause: str = "test scene") -> None:
-    """Evaluate the AEDs and record their state, as the ingest's sweep does."""
+    """Evaluate the AEDs and record their state, and mark the sweep as done, as the ingest's
+    sweep does (recorded states count only while sweeps keep coming)."""
     with session_scope(engine) as session:
         ReadinessRecorder(session, settings, now).refresh(aed_ids, cause)
+        mark_sweep(session, now)
 
 
 def build_scene(engine: Engine, settings: Settings, accounts: bool = True) -> Scene:
@@ -241,7 +243,7 @@ def states_of(engine: Engine, aed_ids: set[str]) -> dict[str, int]:
         found = dict(session.execute(
             sa_select(col(AedReadiness.state), func.count())
             .where(col(AedReadiness.aed_id).in_(aed_ids)).group_by(col(AedReadiness.state))
-        ).tuples().all())
+        ).all())
     counts = {state: int(found.get(state, 0))
               for state in ("not_ready", "unverified", "unknown", "ready")}
     counts["unknown"] = len(aed_ids) - sum(counts.values())

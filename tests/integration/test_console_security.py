@@ -237,7 +237,8 @@ def test_failed_log_ins_count_per_address_whichever_user_name_they_try(
     assert attempt(unguarded, "zuid", PASSWORD, "192.0.2.21") == 303
 
 
-def test_failed_log_ins_count_per_user_name_from_any_address(unguarded: FlaskClient) -> None:
+def test_failed_log_ins_count_per_user_name_from_any_address(scene: Scene) -> None:
+    unguarded = make_app(scene, csrf=False, login_limit_per_user="5 per minute").test_client()
     failed = [attempt(unguarded, "Zuid", "wrong password", f"198.51.100.{n}")
               for n in range(1, 6)]
 
@@ -245,6 +246,15 @@ def test_failed_log_ins_count_per_user_name_from_any_address(unguarded: FlaskCli
     assert attempt(unguarded, " zuid ", "wrong password", "198.51.100.77") == 429
     assert attempt(unguarded, "zuid", PASSWORD, "198.51.100.78") == 429
     assert attempt(unguarded, "noord", PASSWORD, "198.51.100.78") == 303
+
+
+def test_by_default_a_few_failures_from_other_addresses_do_not_lock_a_user_out(
+        unguarded: FlaskClient) -> None:
+    failed = [attempt(unguarded, "meldkamer", "wrong password", f"198.51.100.{n}")
+              for n in range(101, 121)]
+
+    assert failed == [401] * 20
+    assert attempt(unguarded, "meldkamer", PASSWORD, "198.51.100.200") == 303
 
 
 def test_a_successful_log_in_does_not_count_against_the_limit(unguarded: FlaskClient) -> None:

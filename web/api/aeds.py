@@ -14,12 +14,20 @@ from sqlmodel import Session, col
 from alarm_core.errors import Refused
 from fleet.accounts import Role
 from fleet.errors import UnknownAedError
-from fleet.health import STATES, FleetScope, fleet_rows, map_points, state_counts
+from fleet.health import (
+    STATES,
+    FleetScope,
+    fleet_rows,
+    map_points,
+    state_counts,
+    states_checked_at,
+    states_trusted,
+)
 from fleet.models import Municipality
-from fleet.registry import aed_status
+from fleet.registry import aed_status, iso_time
 from web.auth import token_required
 from web.authz import aed_for, fleet_scope
-from web.context import engine, now, settings
+from web.context import engine, now, settings, whole_number
 
 bp = Blueprint("aeds_api", __name__, url_prefix="/api/v1")
 
@@ -27,16 +35,6 @@ bp = Blueprint("aeds_api", __name__, url_prefix="/api/v1")
 def _scope() -> FleetScope:
     """A console user's own AEDs; a `fleet` token reads them all."""
     return FleetScope() if g.account is None else fleet_scope(g.account)
-
-
-def _number(name: str, default: int, high: int) -> int:
-    value = request.args.get(name)
-    if value is None:
-        return default
-    if not value.isdigit() or int(value) > high:
-        raise Refused("invalid_argument", f"{name} must be a whole number from 0 to {high}",
-                      status=400)
-    return int(value)
 
 
 @bp.get("/aeds")
@@ -47,13 +45,21 @@ def list_aeds() -> Response:
     if state is not None and state not in STATES:
         raise Refused("invalid_argument", f"state must be one of {', '.join(STATES)}",
                       status=400)
-    limit, offset = _number("limit", 100, 1000), _number("offset", 0, 10_000_000)
+    if g.account is not None and g.account.role == Role.MUNICIPALITY:
+        raise Refused("forbidden", "a municipality sees its AEDs aggregated: counts, map "
+                      "and coverage", status=403)
+    limit = whole_number("limit", 100, 1, 1000)
+    offset = whole_number("offset", 0, 0, 10_000_000)
     scope = _scope()
     with Session(engine()) as session:
-        counts = state_counts(session, scope)
-        rows = fleet_rows(session, scope, state=state, limit=limit, offset=offset)
+        checked_at = states_checked_at(session)
+        trusted = states_trusted(checked_at, now(), settings())
+        counts = state_counts(session, scope, trusted)
+        rows = fleet_rows(session, scope, state=state, limit=limit, offset=offset,
+                          trusted=trusted)
     return jsonify({"total": counts[state] if state else sum(counts.values()),
-                    "by_state": counts, "offset": offset, "limit": limit,
+                    "by_state": counts, "states_checked_at": iso_time(checked_at),
+                    "states_current": trusted, "offset": offset, "limit": limit,
                     "items": [row.to_json() for row in rows]})
 
 
@@ -76,11 +82,13 @@ def show_aed(aed_id: str) -> Response:
 def aed_points() -> Response:
     """Every AED in scope as a GeoJSON point with its readiness state."""
     with Session(engine()) as session:
-        points = map_points(session, _scope())
+        trusted = states_trusted(states_checked_at(session), now(), settings())
+        points = map_points(session, _scope(), trusted)
     detail = g.account is None or g.account.role in (Role.ADMIN, Role.MANAGER)
     features = [{"type": "Feature", "geometry": {"type": "Point",
                                                  "coordinates": [round(lon, 6), round(lat, 6)]},
-                 "properties": {"id": aed_id, "state": state, "detail": detail}}
+                 "properties": {"id": aed_id if detail else None, "state": state,
+                                "detail": detail}}
                 for aed_id, lat, lon, state in points]
     return Response(json.dumps({"type": "FeatureCollection", "features": features}),
                     mimetype="application/geo+json")

@@ -43,6 +43,8 @@ def _moment(live: LiveCoverage) -> datetime:
     if moment.tzinfo is None:
         raise Refused("invalid_time", "at needs a time zone (e.g. 2026-11-27T14:00:00Z)",
                       status=400)
+    if not 1970 <= moment.year <= 2200:
+        raise Refused("invalid_time", "at must lie between the years 1970 and 2200", status=400)
     return moment.astimezone(UTC)
 
 
@@ -91,6 +93,10 @@ def municipality(name: str) -> Response:
 def municipality_geojson(name: str) -> Response:
     """The same as a map: PC4 polygons, advised sites, critical AEDs (and cells on request)."""
     cells = request.args.get("cells", "0") in ("1", "true")
+    if cells and g.account is not None and g.account.role != Role.ADMIN:
+        # Cell times at night trace where responders live: not for a municipality's users.
+        raise Refused("forbidden", "single cells are for administrators and coverage tokens",
+                      status=403)
     document = report.municipality_geojson(_analyse(name), cells=cells)
     return Response(json.dumps(document), mimetype="application/geo+json")
 

@@ -23,13 +23,14 @@ def _op(summary: str, scope: str, ok: str = "200", content: Any = JSON_OBJECT,
         params: list[dict[str, Any]] | None = None, body: bool = False) -> dict[str, Any]:
     operation: dict[str, Any] = {
         "summary": summary, "tags": [scope],
-        "security": [{"bearer": []}] + ([{"session": []}] if scope in
-                                         ("dispatch", "coverage", "fleet") else []),
+        "security": [{"bearer": []}],
         "parameters": params or [],
         "responses": {ok: {"description": "done", "content": content},
                       "400": ERROR, "401": ERROR, "403": ERROR, "404": ERROR, "422": ERROR}}
     if body:
         operation["requestBody"] = {"required": True, "content": JSON_OBJECT}
+    elif scope in ("dispatch", "coverage", "fleet"):  # reads: also a console log-in
+        operation["security"].append({"session": []})
     return operation
 
 
@@ -54,9 +55,10 @@ PATHS: dict[str, dict[str, Any]] = {
         "put": _op("An accepted responder's position on the way", "responders",
                    params=[_param("responder_id", "path", "responder id")], body=True)},
     "/api/v1/questionnaires/{token}": {
-        "post": _op("A responder's questionnaire answers (the link's token authorises)",
-                    "questionnaire", ok="201", params=[_param("token", "path", "link token")],
-                    body=True)},
+        "post": {**_op("A responder's questionnaire answers (the link's token authorises)",
+                       "questionnaire", ok="201",
+                       params=[_param("token", "path", "link token")], body=True),
+                 "security": []}},
     "/api/v1/coverage": {
         "get": _op("National coverage now, municipalities weakest first", "coverage",
                    params=[_param("limit", "query", "at most this many", "integer")])},

@@ -12,7 +12,7 @@ from werkzeug.wrappers import Response
 from fleet.accounts import Role, authenticate
 from web.authz import account
 from web.context import engine
-from web.security import ConsoleUser
+from web.security import SessionUser
 
 bp = Blueprint("auth", __name__)
 SAFE_NEXT = re.compile(r"/(?![/\\])[!-~]*")
@@ -39,7 +39,7 @@ def login() -> Any:
     if found is None:
         flash("Unknown user name or wrong password.", "error")
         return render_template("login.html", username=request.form.get("username", "")), 401
-    login_user(ConsoleUser(found))
+    login_user(SessionUser(found))
     target = request.args.get("next", "")
     # Only a path on this site, in plain printable characters: never an open redirect (a
     # browser or werkzeug would drop a tab or newline and read "/\t/host" as "//host").

@@ -8,12 +8,12 @@ from zoneinfo import ZoneInfo
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from pydantic import ValidationError
-from sqlmodel import Session, select
+from sqlmodel import Session
 from werkzeug.wrappers import Response
 
 from fleet.access import ACCESS_REASONS, opening_hours_error
 from fleet.accounts import Role
-from fleet.editing import AedNotSaved, aed_exists, declare_ready, save_aed
+from fleet.editing import AedNotSaved, cabinet_holder, cabinet_of, declare_ready, save_aed
 from fleet.errors import FleetError
 from fleet.health import (
     STATE_WORDS,
@@ -24,10 +24,12 @@ from fleet.health import (
     fleet_rows,
     manager_names,
     state_counts,
+    states_checked_at,
+    states_trusted,
     transitions,
 )
 from fleet.history import HistoryUnavailable, telemetry_history
-from fleet.models import AedCreate, Cabinet
+from fleet.models import AedCreate, Manager
 from fleet.readiness import describe_reason
 from fleet.registry import aed_status
 from web.authz import (
@@ -40,38 +42,36 @@ from web.authz import (
     roles_required,
 )
 from web.charts import line_chart
-from web.context import engine, now, settings
+from web.context import engine, now, settings, whole_number
 
 bp = Blueprint("fleet", __name__, url_prefix="/fleet")
 PAGE_SIZE = 50
 
 
-def _page() -> int:
-    value = request.args.get("page", "1")
-    return int(value) if value.isdigit() and 0 < int(value) < 100_000 else 1
-
-
 @bp.get("")
 @roles_required(*FLEET_ROLES)
 def overview() -> str:
-    """Counts by state, the AEDs that need action first, and the expiry timeline."""
-    who = account()
+    """Counts by state, the AEDs that need action first, and the expiry timeline (a
+    municipality sees the counts and the timeline of its area, not single AEDs)."""
+    who, moment = account(), now()
     scope = fleet_scope(who)
     state = request.args.get("state") or None
     if state is not None and state not in STATES:
         abort(400, f"unknown state {state!r}")
-    page = _page()
-    local_today = now().astimezone(ZoneInfo(settings().timezone)).date()
+    page = whole_number("page", 1, 1, 100_000)
+    local_today = moment.astimezone(ZoneInfo(settings().timezone)).date()
+    listed = who.role in AED_DETAIL_ROLES
     with Session(engine()) as session:
-        counts = state_counts(session, scope)
+        checked_at = states_checked_at(session)
+        trusted = states_trusted(checked_at, moment, settings())
+        counts = state_counts(session, scope, trusted)
         rows = fleet_rows(session, scope, state=state, limit=PAGE_SIZE + 1,
-                          offset=(page - 1) * PAGE_SIZE)
+                          offset=(page - 1) * PAGE_SIZE, trusted=trusted) if listed else []
         timeline = expiry_timeline(session, scope, local_today)
     return render_template(
         "fleet.html", counts=counts, rows=rows[:PAGE_SIZE], has_next=len(rows) > PAGE_SIZE,
         page=page, state=state, state_words=STATE_WORDS, timeline=timeline,
-        total=sum(counts.values()), detail=who.role in AED_DETAIL_ROLES,
-        can_register=who.role in AED_DETAIL_ROLES)
+        total=sum(counts.values()), listed=listed, trusted=trusted, checked_at=checked_at)
 
 
 @bp.get("/aeds/<aed_id>")
@@ -132,6 +132,12 @@ def declare(aed_id: str) -> Response:
     return redirect(url_for("fleet.aed_detail", aed_id=aed_id), code=303)
 
 
+FIELD_LABELS = {
+    "id": "AED id", "name": "Name", "address": "Address", "lat": "Latitude", "lon": "Longitude",
+    "location_hint": "Where exactly", "access": "Access", "indoor": "Indoors",
+    "opening_hours": "Opening hours", "pads_expiry": "Pads expire",
+    "battery_expiry": "Battery expires", "serial": "Serial number", "make": "Make",
+    "model": "Model", "device_id": "Connected cabinet id", "manager": "Manager"}
 FIELDS = ("name", "address", "location_hint", "opening_hours", "serial", "make", "model",
           "pads_expiry", "battery_expiry", "device_id")
 
@@ -155,8 +161,9 @@ def _edit(aed_id: str | None) -> Any:
         if aed_id is not None:
             aed = aed_for(who, session, aed_id)
             values = aed.model_dump()
-            cabinet = session.exec(select(Cabinet).where(Cabinet.aed_id == aed_id)).first()
-            values["device_id"] = cabinet.device_id if cabinet else ""
+            values["device_id"] = cabinet_of(engine(), aed_id) or ""
+            owner = session.get(Manager, aed.manager_id) if aed.manager_id else None
+            values["manager"] = owner.name if owner else ""
             for key in ("indoor", "out_of_service"):
                 values[key] = {True: "yes", False: "no"}.get(values[key], "")
         managers = manager_names(session) if who.role == Role.ADMIN else []
@@ -166,24 +173,30 @@ def _edit(aed_id: str | None) -> Any:
         if aed_id is not None:
             values["id"] = aed_id
         record, errors = _validate(values, assigned_manager(who, values.get("manager")))
-        if record is not None and aed_id is None and aed_exists(engine(), record.id):
-            # "Register" never overwrites: an existing AED is changed through its edit page,
-            # where its manager is checked.
-            errors["id"] = "an AED with this id is already registered"
-            record = None
+        if record is not None and record.device_id and who.role != Role.ADMIN:
+            known, holder = cabinet_holder(engine(), record.device_id)
+            if known and holder != record.id:
+                # A known cabinet's history belongs to whoever it served: an admin links it.
+                errors["device_id"] = ("this cabinet is registered already: ask an "
+                                       "administrator to link it")
+                record = None
         if record is not None:
             try:
-                save_aed(engine(), record, settings(), now(), who.username)
+                save_aed(engine(), record, settings(), now(), who.username, new=aed_id is None)
             except AedNotSaved as exc:
-                # The reason names the AED that holds the cabinet: only an admin may see it.
-                errors["device_id"] = (str(exc) if who.role == Role.ADMIN else
-                                       "this cabinet is already linked to another AED")
+                # The reason may name the AED holding the cabinet: only an admin sees it.
+                field = "id" if aed_id is None and "already registered" in str(exc) \
+                    else "device_id"
+                errors[field] = (str(exc) if who.role == Role.ADMIN or field == "id" else
+                                 "this cabinet is already linked to another AED")
             else:
                 flash(f"AED {record.id} saved.", "success")
                 return redirect(url_for("fleet.aed_detail", aed_id=record.id), code=303)
     status = 422 if errors else 200
     return render_template("aed_form.html", values=values, errors=errors, aed_id=aed_id,
-                           managers=managers, is_admin=who.role == Role.ADMIN), status
+                           managers=managers, is_admin=who.role == Role.ADMIN,
+                           fields=FIELD_LABELS if aed_id is None else
+                           {k: v for k, v in FIELD_LABELS.items() if k != "id"}), status
 
 
 def _validate(values: dict[str, Any], manager: str | None) -> tuple[AedCreate | None,

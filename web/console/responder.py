@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import login_user
@@ -22,7 +23,7 @@ from fleet.accounts import (
 )
 from web.authz import account, own_responder, questionnaire_for, roles_required
 from web.context import engine, now, settings
-from web.security import ConsoleUser
+from web.security import SessionUser
 
 bp = Blueprint("responder", __name__, url_prefix="/responder")
 
@@ -47,7 +48,8 @@ def register() -> Any:
     if request.method == "POST":
         values = _form(PROFILE_FIELDS + ("username",))
         password = request.form.get("password", "")
-        moment = now()
+        # Age and certificate are judged by the local calendar day (the UTC date lags at night).
+        moment = now().astimezone(ZoneInfo(settings().timezone))
         raw = {k: v for k, v in values.items() if k in PROFILE_FIELDS and v is not None}
         raw["id"] = "R-" + secrets.token_hex(6)
         try:
@@ -65,7 +67,7 @@ def register() -> Any:
             except RegistrationError as exc:
                 problems += exc.problems
             else:
-                login_user(ConsoleUser(found))
+                login_user(SessionUser(found))
                 flash("Welcome: you are registered as a citizen responder.", "success")
                 return redirect(url_for("responder.profile"), code=303)
     return render_template("responder_register.html", values=values,

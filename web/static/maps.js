@@ -41,7 +41,7 @@
           return L.circleMarker(latlng, STYLE[s] || STYLE.unknown);
         },
         onEachFeature: function (f, l) {
-          var p = f.properties, html = "<strong>" + text(p.id) + "</strong><br>" + WORDS[p.state];
+          var p = f.properties, html = (p.id ? "<strong>" + text(p.id) + "</strong><br>" : "") + (WORDS[p.state] || WORDS.unknown);
           if (p.detail) { html += '<br><a href="' + el.dataset.detail.replace("AED_ID", encodeURIComponent(p.id)) + '">Open</a>'; }
           l.bindPopup(html);
         }
