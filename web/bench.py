@@ -21,7 +21,7 @@ from sqlmodel import Session, col, select
 from fleet.accounts import create_account
 from fleet.bench import build_fleet
 from fleet.db import session_scope
-from fleet.ingest.readiness import ReadinessRecorder
+from fleet.ingest.readiness import ReadinessRecorder, mark_sweep
 from fleet.models import Aed
 from fleet.registry import aed_statuses
 from fleet.settings import Settings
@@ -55,6 +55,7 @@ def bench_web(count: int, requests: int, settings: Settings, database_url: str |
         engine = fleet.engine
         with session_scope(engine) as session:
             ReadinessRecorder(session, settings, now).refresh(None, "benchmark")
+            mark_sweep(session, now)
         create_account(engine, "bench-admin", PASSWORD, "admin", now)
         create_account(engine, "bench-manager", PASSWORD, "manager", now, manager="Manager 1")
         app = create_app(engine, settings=settings, clock=lambda: now,
