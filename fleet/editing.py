@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import shapely
-from sqlalchemy import update
+from sqlalchemy import delete, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -25,6 +25,10 @@ from fleet.settings import Settings
 
 class AedNotSaved(FleetError):
     """The AED could not be stored (e.g. its cabinet holds another AED)."""
+
+    def __init__(self, message: str, field: str = "device_id") -> None:
+        super().__init__(message)
+        self.field = field
 
 
 def cabinet_of(engine: Engine, aed_id: str) -> str | None:
@@ -44,31 +48,44 @@ def save_aed(engine: Engine, record: AedCreate, settings: Settings, now: datetim
              *, new: bool = False) -> None:
     """Create (`new`: only if the id is free) or update one AED with every field of `record`:
     an empty cabinet field unlinks the cabinet; the municipality follows the position."""
+    with Session(engine) as session:
+        before = session.get(Aed, record.id)
+        moved_from = None if before is None else (before.lat, before.lon)
     if new:
         try:
             with session_scope(engine) as session:
                 session.add(Aed(id=record.id, lat=record.lat, lon=record.lon, created_at=now,
-                                updated_at=now, out_of_service=record.out_of_service))
+                                updated_at=now, out_of_service=True))
         except IntegrityError:
-            raise AedNotSaved("an AED with this id is already registered") from None
-    report = import_registry(engine, ParsedFile(format="console", records=[(1, record)]))
-    if report.rejections:
-        raise AedNotSaved("; ".join(r.reason for r in report.rejections))
+            raise AedNotSaved("an AED with this id is already registered", "id") from None
+    try:
+        report = import_registry(engine, ParsedFile(format="console", records=[(1, record)]))
+        if report.rejections:
+            raise AedNotSaved("; ".join(r.reason for r in report.rejections))
+    except BaseException:
+        if new:  # the id was held for this record alone: free it again
+            with session_scope(engine) as session:
+                session.execute(delete(Aed).where(col(Aed.id) == record.id))
+        raise
     with session_scope(engine) as session:
         if record.device_id is None:
             session.execute(update(Cabinet).where(col(Cabinet.aed_id) == record.id)
                             .values(aed_id=None))
         aed = session.get(Aed, record.id)
         assert aed is not None
-        # The import keeps the old municipality when no boundary holds the new position.
-        municipality = session.get(Municipality, aed.municipality_id) \
-            if aed.municipality_id else None
-        if municipality is not None and (
-                not municipality.boundary_geojson
-                or not shapely.from_geojson(municipality.boundary_geojson).covers(
-                    shapely.Point(aed.lon, aed.lat))):
-            aed.municipality_id = None
+        if moved_from is not None and moved_from != (aed.lat, aed.lon):
+            _leave_municipality_if_outside(session, aed)
     refresh_readiness(engine, settings, [record.id], now, f"edited in the console by {by}")
+
+
+def _leave_municipality_if_outside(session: Session, aed: Aed) -> None:
+    """The import keeps the old municipality when no boundary holds a new position: an AED
+    moved out of its municipality's boundary leaves it (one without a boundary is kept)."""
+    municipality = session.get(Municipality, aed.municipality_id) \
+        if aed.municipality_id else None
+    if municipality is not None and municipality.boundary_geojson and not shapely.from_geojson(
+            municipality.boundary_geojson).covers(shapely.Point(aed.lon, aed.lat)):
+        aed.municipality_id = None
 
 
 def declare_ready(engine: Engine, settings: Settings, aed_id: str, by: str, declared_at: datetime,

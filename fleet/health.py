@@ -89,8 +89,9 @@ class FleetRow:
 
 def states_checked_at(session: Session) -> datetime | None:
     """When the ingest's sweep last re-evaluated every AED (None: never)."""
-    return session.execute(sa_select(col(SweepMark.at)).where(
+    found = session.execute(sa_select(col(SweepMark.at)).where(
         col(SweepMark.name) == SWEEP)).scalar_one_or_none()
+    return None if found is None or found.year <= 1970 else found
 
 
 def states_trusted(checked_at: datetime | None, now: datetime, settings: Settings) -> bool:

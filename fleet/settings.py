@@ -9,7 +9,9 @@ can be overridden by an environment variable: `AEDFLEET_DATABASE_URL`, `AEDFLEET
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -120,6 +122,9 @@ class CoverageSettings(BaseModel):
     """... and recomputes everything (responders, opening hours) this often."""
 
 
+TILE_HOST = re.compile(r"(\{s\}\.)?[A-Za-z0-9.-]+(:[0-9]{1,5})?")
+
+
 class WebSettings(BaseModel):
     """The console (`[web]`)."""
 
@@ -149,6 +154,19 @@ class WebSettings(BaseModel):
     """Prometheus-style query API of the time-series store (VictoriaMetrics serves it on the
     same port as its InfluxDB write API); empty: `influx_url`. The AED page's telemetry chart
     reads from it."""
+
+
+    @field_validator("tile_url")
+    @classmethod
+    def _tile_server(cls, value: str) -> str:
+        """A plain http(s) URL: its host goes into the pages' Content-Security-Policy."""
+        if not value:
+            return value
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not TILE_HOST.fullmatch(parts.netloc):
+            raise ValueError("tile_url must be an http(s) URL with a plain host name ({s}. "
+                             "for subdomains), e.g. https://{s}.tiles.example.org/{z}/{x}/{y}.png")
+        return value
 
 
 class Settings(BaseSettings):

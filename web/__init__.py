@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -14,6 +14,19 @@ from alarm_core.metrics import AlarmMetrics
 from fleet.settings import Settings, load_settings
 from web.errors import register_error_handlers
 from web.security import install, limit_logins
+
+
+def _strings(document: Any) -> Iterator[str]:
+    """Every key and string value in a parsed JSON document."""
+    if isinstance(document, str):
+        yield document
+    elif isinstance(document, dict):
+        for key, value in document.items():
+            yield str(key)
+            yield from _strings(value)
+    elif isinstance(document, list):
+        for value in document:
+            yield from _strings(value)
 
 
 def create_app(engine: Any, *, settings: Settings | None = None, alarm_core: Any = None,
@@ -54,18 +67,21 @@ def create_app(engine: Any, *, settings: Settings | None = None, alarm_core: Any
                  settings.web.login_limit_per_user)
 
     # Scripts only from the application; images also from the configured tile server.
-    tiles = urlsplit(settings.web.tile_url)
-    tile_origin = f" {tiles.scheme}://{tiles.netloc}" if tiles.scheme and tiles.netloc else ""
+    tiles = urlsplit(settings.web.tile_url)  # validated by the settings: a plain host
+    tile_origin = (f" {tiles.scheme}://{tiles.netloc.replace('{s}', '*')}"
+                   if tiles.scheme and tiles.netloc else "")
     policy = (f"default-src 'self'; img-src 'self' data:{tile_origin}; "
               "style-src 'self' 'unsafe-inline'; frame-ancestors 'none'")
 
     @app.before_request
     def _no_nul() -> None:
         """A NUL character is in no id, name or address (PostgreSQL refuses it): 400."""
-        values = [request.path, *request.args.values()]
-        if request.method == "POST" and request.mimetype in (
-                "application/x-www-form-urlencoded", "multipart/form-data"):
-            values += list(request.form.values())
+        values = [request.path, *(v for _, v in request.args.items(multi=True))]
+        if request.method in ("POST", "PUT"):
+            if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+                values += [v for _, v in request.form.items(multi=True)]
+            elif request.is_json:
+                values += list(_strings(request.get_json(silent=True)))
         if any("\x00" in value for value in values):
             abort(400, "the request holds a NUL character")
 

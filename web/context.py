@@ -6,8 +6,9 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import abort, current_app, request
+from flask import current_app, request
 
+from alarm_core.errors import Refused
 from fleet.settings import Settings
 
 
@@ -31,5 +32,6 @@ def whole_number(name: str, default: int, low: int, high: int) -> int:
     if value is None:
         return default
     if re.fullmatch(r"[0-9]{1,9}", value) is None or not low <= int(value) <= high:
-        abort(400, f"{name} must be a whole number from {low} to {high}")
+        raise Refused("invalid_argument", f"{name} must be a whole number from {low} to {high}",
+                      status=400)
     return int(value)

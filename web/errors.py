@@ -27,8 +27,8 @@ def _error(code: str, name: str, message: str, status: int) -> Any:
 
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(Refused)
-    def _refused(exc: Refused) -> tuple[Response, int]:
-        return json_error(exc.code, exc.message, exc.status)
+    def _refused(exc: Refused) -> Any:
+        return _error(exc.code, exc.code.replace("_", " ").capitalize(), exc.message, exc.status)
 
     @app.errorhandler(CSRFError)
     def _csrf(exc: CSRFError) -> Any:

@@ -77,8 +77,9 @@ def install(app: Flask, settings: Settings) -> Limiter:
         return SessionUser(account)
 
     if web.proxy_hops:
+        # Every proxy appends the client address; only the outermost one sets the scheme.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=web.proxy_hops,  # type: ignore[method-assign]
-                                x_proto=web.proxy_hops)
+                                x_proto=1)
     CSRFProtect(app)
     return Limiter(get_remote_address, app=app, storage_uri=web.rate_limit_storage,
                    headers_enabled=True)

@@ -117,7 +117,8 @@ SWEEP = "readiness_sweep"
 def mark_sweep(session: Session, now: datetime) -> None:
     """Record that every AED's readiness was re-evaluated at `now` (readers trust the recorded
     states only while these marks keep coming)."""
-    updated = session.execute(update(SweepMark).where(col(SweepMark.name) == SWEEP)
+    updated = session.execute(update(SweepMark).where(col(SweepMark.name) == SWEEP,
+                                                      col(SweepMark.at) <= now)
                               .values(at=now))
-    if updated.rowcount == 0:  # type: ignore[attr-defined]
+    if updated.rowcount == 0 and session.get(SweepMark, SWEEP) is None:  # type: ignore[attr-defined]
         session.add(SweepMark(name=SWEEP, at=now))

@@ -3,19 +3,22 @@ password, a cabinet or position that changes hands, a second answer to a questio
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
 from flask.testing import FlaskClient
+from pydantic import ValidationError
 from sqlmodel import Session
 
 from alarm_core.aftercall import answer_questionnaire
 from alarm_core.errors import Conflict
 from alarm_core.models import AftercareTask
 from fleet.accounts import set_password
-from fleet.models import Aed, Cabinet
-from fleet.settings import Settings
+from fleet.models import Aed, Cabinet, Municipality
+from fleet.settings import Settings, WebSettings
+from web.auth import create_token
 
 from .console_support import (
     DATABASES,
@@ -26,7 +29,6 @@ from .console_support import (
     make_app,
     module_scene,
     page_text,
-    record_readiness,
 )
 from .ingest_support import count_rows
 
@@ -98,15 +100,28 @@ def test_a_password_change_ends_the_sessions_made_before_it(scene: Scene) -> Non
         set_password(scene.engine, USERNAMES["dispatcher"], PASSWORD)
 
 
-def test_a_questionnaire_is_answered_once_and_one_aftercare_task_made(scene: Scene) -> None:
+def test_two_answers_at_once_store_one_and_refuse_the_other(scene: Scene) -> None:
     token = scene.questionnaires["r-2"]
     policy = scene.settings.dispatch
     before = count_rows(scene.engine, AftercareTask)
+    start = threading.Barrier(2)
+    outcomes: list[str] = []
 
-    answer_questionnaire(scene.engine, policy, token, {"cpr": "yes"}, True, scene.now)
-    with pytest.raises(Conflict):
-        answer_questionnaire(scene.engine, policy, token, {"cpr": "no"}, True, scene.now)
+    def answer(cpr: str) -> None:
+        start.wait()
+        try:
+            answer_questionnaire(scene.engine, policy, token, {"cpr": cpr}, True, scene.now)
+            outcomes.append("stored")
+        except Conflict:
+            outcomes.append("refused")
 
+    threads = [threading.Thread(target=answer, args=(cpr,)) for cpr in ("yes", "no")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+
+    assert sorted(outcomes) == ["refused", "stored"]
     assert count_rows(scene.engine, AftercareTask) == before + 1
 
 
@@ -120,16 +135,25 @@ def test_the_questionnaire_link_opens_without_an_account(scene: Scene) -> None:
 
 def test_clearing_the_cabinet_field_unlinks_the_cabinet(scene: Scene,
                                                         admin: FlaskClient) -> None:
-    response = admin.post("/fleet/aeds/a-3/edit", data={
-        "lat": "52.0890", "lon": "5.1230", "access": "public", "opening_hours": "24/7",
-        "device_id": ""})
+    fields = {"lat": "52.0900", "lon": "5.1200", "access": "public", "opening_hours": "24/7"}
+    assert admin.post("/fleet/aeds/new", data={
+        **fields, "id": "cabinet-aed", "device_id": "cab-fresh"}).status_code == 303
+
+    response = admin.post("/fleet/aeds/cabinet-aed/edit", data={**fields, "device_id": ""})
 
     assert response.status_code == 303, page_text(response)[:400]
     with Session(scene.engine) as session:
-        assert session.get(Cabinet, "cab-a-3").aed_id is None  # type: ignore[union-attr]
-        session.get(Cabinet, "cab-a-3").aed_id = "a-3"  # type: ignore[union-attr]
-        session.commit()
-    record_readiness(scene.engine, scene.settings, scene.now)
+        assert session.get(Cabinet, "cab-fresh").aed_id is None  # type: ignore[union-attr]
+
+
+def test_a_refused_registration_leaves_the_id_free(scene: Scene, admin: FlaskClient) -> None:
+    fields = {"lat": "52.0900", "lon": "5.1200", "access": "public", "id": "held-aed"}
+
+    refused = admin.post("/fleet/aeds/new", data={**fields, "device_id": "cab-b-1"})
+    stored = admin.post("/fleet/aeds/new", data=fields)
+
+    assert refused.status_code == 422 and "already holds AED b-1" in page_text(refused)
+    assert stored.status_code == 303
 
 
 def test_a_manager_cannot_link_a_cabinet_that_is_registered_already(scene: Scene) -> None:
@@ -165,6 +189,44 @@ def test_an_aed_moved_outside_every_boundary_leaves_its_municipality(
         assert session.get(Aed, "moving").municipality_id is None  # type: ignore[union-attr]
 
 
+def test_an_edit_keeps_a_municipality_that_has_no_boundary(scene: Scene,
+                                                          admin: FlaskClient) -> None:
+    # Outside every loaded boundary: only the municipality's name says where it belongs.
+    fields = {"lat": "53.4000", "lon": "6.9000", "access": "public", "opening_hours": "24/7"}
+    assert admin.post("/fleet/aeds/new", data={**fields, "id": "named-place"}).status_code == 303
+    with Session(scene.engine) as session:
+        place = Municipality(name="Without a boundary")
+        session.add(place)
+        session.flush()
+        session.get(Aed, "named-place").municipality_id = place.id  # type: ignore[union-attr]
+        session.commit()
+        kept = place.id
+
+    admin.post("/fleet/aeds/named-place/edit", data={**fields, "pads_expiry": "2027-06-01"})
+
+    with Session(scene.engine) as session:
+        assert session.get(Aed, "named-place").municipality_id == kept  # type: ignore[union-attr]
+
+
+def test_an_intake_with_a_nul_character_is_refused_with_400(scene: Scene) -> None:
+    token = create_token(scene.engine, "112-nul", scene.now, "dispatch")
+    api = make_app(scene, csrf=False).test_client()
+
+    response = api.post("/api/v1/incidents", headers={"Authorization": f"Bearer {token}"},
+                        json={"reference": "nul-1", "lat": 52.09, "lon": 5.12,
+                              "address": "Main street\u0000 1"})
+
+    assert response.status_code == 400
+    assert response.get_json()["error"] == "bad_request"
+
+
+def test_a_tile_url_that_would_bend_the_content_policy_is_refused() -> None:
+    with pytest.raises(ValidationError):
+        WebSettings(tile_url="https://a.example; script-src 'unsafe-inline' x/{z}/{x}/{y}.png")
+    with pytest.raises(ValidationError):
+        WebSettings(tile_url="https://user:secret@tiles.example/{z}/{x}/{y}.png")
+
+
 def test_a_municipality_user_gets_no_single_coverage_cells(scene: Scene) -> None:
     from fleet.coverage.live import LiveCoverage
 
@@ -181,9 +243,14 @@ def test_a_municipality_user_gets_no_single_coverage_cells(scene: Scene) -> None
         "/api/v1/coverage/municipalities/Utrecht?at=9999-12-31T23:59:59-01:00").status_code == 400
 
 
-def test_images_may_come_from_the_configured_tile_server_only(scene: Scene) -> None:
-    app = make_app(scene, csrf=False, tile_url="http://tiles.internal:8080/{z}/{x}/{y}.png")
+@pytest.mark.parametrize(("tile_url", "source"), [
+    ("http://tiles.internal:8080/{z}/{x}/{y}.png", "http://tiles.internal:8080"),
+    ("https://{s}.tile.example.org/{z}/{x}/{y}.png", "https://*.tile.example.org"),
+])
+def test_images_may_come_from_the_configured_tile_server_only(scene: Scene, tile_url: str,
+                                                              source: str) -> None:
+    app = make_app(scene, csrf=False, tile_url=tile_url)
     policy = app.test_client().get("/login").headers["Content-Security-Policy"]
 
-    assert "img-src 'self' data: http://tiles.internal:8080;" in policy
-    assert "https:" not in policy
+    assert f"img-src 'self' data: {source};" in policy
+    assert "https:;" not in policy and "https: " not in policy

@@ -184,11 +184,9 @@ def _edit(aed_id: str | None) -> Any:
             try:
                 save_aed(engine(), record, settings(), now(), who.username, new=aed_id is None)
             except AedNotSaved as exc:
-                # The reason may name the AED holding the cabinet: only an admin sees it.
-                field = "id" if aed_id is None and "already registered" in str(exc) \
-                    else "device_id"
-                errors[field] = (str(exc) if who.role == Role.ADMIN or field == "id" else
-                                 "this cabinet is already linked to another AED")
+                # A cabinet's reason names the AED holding it: only an admin sees it.
+                errors[exc.field] = (str(exc) if who.role == Role.ADMIN or exc.field == "id"
+                                     else "this cabinet is already linked to another AED")
             else:
                 flash(f"AED {record.id} saved.", "success")
                 return redirect(url_for("fleet.aed_detail", aed_id=record.id), code=303)

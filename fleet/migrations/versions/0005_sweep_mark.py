@@ -5,7 +5,7 @@ Revises: 0004_console_users
 Create Date: 2026-11-27
 
 """
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Sequence, Union
 
 from alembic import op
@@ -32,8 +32,9 @@ def upgrade() -> None:
     )
     # ### end Alembic commands ###
     # The row exists from the start, so concurrent sweeps only ever update it.
-    table = sa.table("sweep_mark", sa.column("name", sa.String), sa.column("at", sa.DateTime))
-    op.bulk_insert(table, [{"name": "readiness_sweep", "at": datetime(1970, 1, 1)}])
+    table = sa.table("sweep_mark", sa.column("name", sa.String),
+                     sa.column("at", fleet.db_types.UtcDateTime(timezone=True)))
+    op.bulk_insert(table, [{"name": "readiness_sweep", "at": datetime(1970, 1, 1, tzinfo=UTC)}])
 
 
 def downgrade() -> None:
