@@ -373,7 +373,7 @@ def test_a_manager_who_enters_invalid_opening_hours_sees_the_error_beside_the_fi
     page.get_by_role("button", name="Save").click()
 
     expect(page.get_by_role("alert")).to_contain_text("The AED was not saved")
-    expect(page.get_by_role("alert").get_by_role("link", name="opening_hours")).to_have_attribute(
+    expect(page.get_by_role("alert").get_by_role("link", name="Opening hours")).to_have_attribute(
         "href", "#f-opening_hours")
     expect(hours).to_have_value("Mo-Fr 08:00-18:00; Sa 25:00-30:00")
     expect(hours).to_have_attribute("aria-invalid", "true")
