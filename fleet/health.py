@@ -233,3 +233,12 @@ def declarations(session: Session, aed_id: str, limit: int = 20) -> list[Readine
 def manager_names(session: Session) -> list[str]:
     return list(session.execute(sa_select(col(Manager.name)).order_by(col(Manager.name)))
                 .scalars())
+
+
+def municipality_boundaries(session: Session, name: str | None = None) -> list[Any]:
+    """(name, boundary GeoJSON) of the municipalities that have one (or of one)."""
+    query = sa_select(col(Municipality.name), col(Municipality.boundary_geojson)).where(
+        col(Municipality.boundary_geojson).is_not(None))
+    if name:
+        query = query.where(col(Municipality.name) == name)
+    return list(session.execute(query))

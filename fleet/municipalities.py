@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import gzip
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -73,3 +75,26 @@ class MunicipalityLocator:
         for index in self._tree.query(point, predicate="intersects"):
             return self._names[int(index)]
         return None
+
+
+def outlines(rows: Sequence[Any], near: tuple[float, float] | None = None,
+             margin_deg: float = 0.03) -> list[dict[str, Any]]:
+    """Simplified municipality outlines as GeoJSON features (a map's base layer without
+    tiles), from (name, boundary GeoJSON) rows; `near` (lat, lon) keeps only those within
+    about 3 km of the place."""
+    found = []
+    for name, geometry in rows:
+        feature, (west, south, east, north) = _outline(name, geometry)
+        if near is not None and not (south - margin_deg <= near[0] <= north + margin_deg
+                                     and west - margin_deg <= near[1] <= east + margin_deg):
+            continue
+        found.append(feature)
+    return found
+
+
+@lru_cache(maxsize=1024)
+def _outline(name: str, geometry: str) -> tuple[dict[str, Any], tuple[float, float, float, float]]:
+    simple = shapely.from_geojson(geometry).simplify(0.0005, preserve_topology=True)
+    feature = {"type": "Feature", "properties": {"name": name},
+               "geometry": json.loads(shapely.to_geojson(shapely.set_precision(simple, 1e-5)))}
+    return feature, tuple(simple.bounds)  # type: ignore[return-value]

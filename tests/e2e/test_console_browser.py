@@ -518,6 +518,8 @@ def test_the_dispatcher_opens_the_incident_and_its_live_part_refreshes(tab: Tab)
     expect(responders).to_have_count(len(STREET))
     assert sorted(r.locator("td").first.inner_text() for r in responders.all()) == sorted(STREET)
     expect(page.get_by_role("list", name="Answers")).to_contain_text(f"Alerted {len(STREET)}")
+    # Without tiles the municipalities around the victim are the map's base layer.
+    expect(page.locator("#map")).to_have_attribute("data-outlines", re.compile(r"^[1-9]"))
     tab.shot("incident")
 
     updated = page.locator("#live .hint", has_text="Updated")

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import json
-from functools import lru_cache
 from typing import Any
 
-import shapely
 from flask import Blueprint, Response, g, jsonify, request
-from sqlalchemy import select as sa_select
-from sqlmodel import Session, col
+from sqlmodel import Session
 
 from alarm_core.errors import Refused
 from fleet.accounts import Role
@@ -19,11 +16,12 @@ from fleet.health import (
     FleetScope,
     fleet_rows,
     map_points,
+    municipality_boundaries,
     state_counts,
     states_checked_at,
     states_trusted,
 )
-from fleet.models import Municipality
+from fleet.municipalities import outlines
 from fleet.registry import aed_status, iso_time
 from web.auth import token_required
 from web.authz import aed_for, fleet_scope
@@ -102,18 +100,10 @@ def boundaries() -> Response:
     if g.account is not None and g.account.role == Role.MUNICIPALITY:
         wanted = g.account.municipality
     with Session(engine()) as session:
-        query = sa_select(col(Municipality.name), col(Municipality.boundary_geojson)).where(
-            col(Municipality.boundary_geojson).is_not(None))
-        if wanted:
-            query = query.where(col(Municipality.name) == wanted)
-        rows = list(session.execute(query))
-    features = [_outline(name, geometry) for name, geometry in rows]
+        rows = municipality_boundaries(session, wanted)
+    return geojson(outlines(rows))
+
+
+def geojson(features: list[dict[str, Any]]) -> Response:
     return Response(json.dumps({"type": "FeatureCollection", "features": features}),
                     mimetype="application/geo+json")
-
-
-@lru_cache(maxsize=1024)
-def _outline(name: str, geometry: str) -> dict[str, Any]:
-    shape = shapely.from_geojson(geometry).simplify(0.0005, preserve_topology=True)
-    return {"type": "Feature", "properties": {"name": name},
-            "geometry": json.loads(shapely.to_geojson(shapely.set_precision(shape, 1e-5)))}

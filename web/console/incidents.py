@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template, request
+from flask import Blueprint, Response, render_template, request
 from sqlmodel import Session
 
 from alarm_core.reports import incident_document, incident_map, recent_incidents
+from fleet.health import municipality_boundaries
+from fleet.municipalities import outlines
+from web.api.aeds import geojson
 from web.authz import INCIDENT_ROLES, account, incident_for, roles_required
 from web.context import engine, now, settings
 
@@ -35,3 +38,13 @@ def incident(incident_id: str) -> tuple[str, int, dict[str, str]]:
     page = render_template("incident_live.html" if live else "incident.html",
                            incident=document, map_data=map_data, moment=moment)
     return page, 200, {"X-Aedfleet-Part": "live"} if live else {}
+
+
+@bp.get("/<incident_id>/outlines")
+@roles_required(*INCIDENT_ROLES)
+def outlines_near(incident_id: str) -> Response:
+    """The municipality outlines around the victim: the incident map's base layer."""
+    with Session(engine()) as session:
+        found = incident_for(account(), session, incident_id)
+        rows = municipality_boundaries(session)
+    return geojson(outlines(rows, near=(found.lat, found.lon)))

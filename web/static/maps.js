@@ -28,6 +28,7 @@
       var layer = L.geoJSON(doc, { style: { color: "#374151", weight: 1, fillColor: "#f3f4f6", fillOpacity: 0.6 },
         onEachFeature: function (f, l) { l.bindTooltip(text(f.properties.name)); } }).addTo(map);
       layer.bringToBack();
+      el.dataset.outlines = String(layer.getLayers().length);
       return layer;
     });
   }
@@ -98,6 +99,9 @@
     };
     draw();
     window.aedfleetRedraw = draw;
+    if (el.dataset.boundaries) {
+      outlines(el.dataset.boundaries).catch(function (e) { say("Outlines not loaded: " + e.message); });
+    }
     say("Victim, chosen AEDs and accepted responders on their way.");
   }
 })();
