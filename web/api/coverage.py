@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from datetime import UTC, datetime
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
@@ -19,6 +18,7 @@ from fleet.coverage.service import (
 )
 from web.auth import token_required
 from web.authz import coverage_municipality
+from web.context import whole_number
 
 bp = Blueprint("coverage", __name__, url_prefix="/api/v1/coverage")
 
@@ -48,21 +48,11 @@ def _moment(live: LiveCoverage) -> datetime:
     return moment.astimezone(UTC)
 
 
-def _int_arg(name: str, default: int, low: int, high: int) -> int:
-    value = request.args.get(name)
-    if value is None:
-        return default
-    if re.fullmatch(r"[0-9]{1,9}", value) is None or not low <= int(value) <= high:
-        raise Refused("invalid_argument", f"{name} must be a whole number from {low} to {high}",
-                      status=400)
-    return int(value)
-
-
 def _analyse(name: str) -> MunicipalityCoverage:
     if g.account is not None:  # a municipality's console user: only its own
         name = coverage_municipality(g.account, name) or name
     live = _live()
-    advice = _int_arg("advice", live.settings.coverage.advice_count, 0, 200)
+    advice = whole_number("advice", live.settings.coverage.advice_count, 0, 200)
     profile = request.args.get("profile", "1") not in ("0", "false")
     moment = _moment(live)
     try:
@@ -77,7 +67,7 @@ def national() -> Response:
     """The whole country now: share covered, municipalities weakest first."""
     if g.account is not None and g.account.role != Role.ADMIN:
         raise Refused("forbidden", "the national picture is for administrators", status=403)
-    limit = _int_arg("limit", 400, 1, 10_000)
+    limit = whole_number("limit", 400, 1, 10_000)
     return jsonify(report.national_json(_live().national(), limit=limit))
 
 
