@@ -99,7 +99,7 @@ def add_account(session: Session, username: str, password: str, role: str, now: 
              Role.RESPONDER: ("responder", responder_id)}
     if kind in needs and not needs[kind][1]:
         raise AccountError(f"a {kind.value} account needs --{needs[kind][0]}")
-    if session.exec(select(ConsoleUser).where(ConsoleUser.username == username)).first():
+    if _user(session, username) is not None:
         raise AccountError(f"user name {username!r} is taken")
     user = ConsoleUser(username=username, password_hash=generate_password_hash(password),
                        role=kind.value, created_at=now,
@@ -114,6 +114,17 @@ def add_account(session: Session, username: str, password: str, role: str, now: 
     session.add(user)
     session.flush()
     return _account(session, user)
+
+
+def _user(session: Session, username: str) -> ConsoleUser | None:
+    return session.exec(select(ConsoleUser).where(ConsoleUser.username == username)).first()
+
+
+def _named_user(session: Session, username: str) -> ConsoleUser:
+    user = _user(session, username)
+    if user is None:
+        raise AccountError(f"no user named {username!r}")
+    return user
 
 
 def _id_of(session: Session, model: Any, name: str | None) -> int:
@@ -138,15 +149,13 @@ def _account(session: Session, user: ConsoleUser) -> Account:
 
 def username_taken(engine: Any, username: str) -> bool:
     with Session(engine) as session:
-        return session.exec(select(ConsoleUser).where(
-            ConsoleUser.username == username.strip())).first() is not None
+        return _user(session, username.strip()) is not None
 
 
 def authenticate(engine: Any, username: str, password: str) -> Account | None:
     """The account when the name and password match an enabled account, else None."""
     with Session(engine) as session:
-        user = session.exec(select(ConsoleUser).where(
-            ConsoleUser.username == username.strip())).first()
+        user = _user(session, username.strip())
         if user is None or user.disabled_at is not None:
             check_password_hash(_DUMMY_HASH, password)
             return None
@@ -176,15 +185,9 @@ def set_password(engine: Any, username: str, password: str) -> None:
     if problem:
         raise AccountError(problem)
     with session_scope(engine) as session:
-        user = session.exec(select(ConsoleUser).where(ConsoleUser.username == username)).first()
-        if user is None:
-            raise AccountError(f"no user named {username!r}")
-        user.password_hash = generate_password_hash(password)
+        _named_user(session, username).password_hash = generate_password_hash(password)
 
 
 def disable_account(engine: Any, username: str, now: datetime) -> None:
     with session_scope(engine) as session:
-        user = session.exec(select(ConsoleUser).where(ConsoleUser.username == username)).first()
-        if user is None:
-            raise AccountError(f"no user named {username!r}")
-        user.disabled_at = now
+        _named_user(session, username).disabled_at = now
