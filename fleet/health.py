@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from dateutil.relativedelta import relativedelta
 from sqlalchemy import case, func
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col
@@ -87,17 +88,15 @@ class FleetRow:
                 "battery_expiry": iso_time(self.battery_expiry), "lat": self.lat, "lon": self.lon}
 
 
-def states_checked_at(session: Session) -> datetime | None:
-    """When the ingest's sweep last re-evaluated every AED (None: never)."""
+def recorded_states(session: Session, now: datetime,
+                    settings: Settings) -> tuple[datetime | None, bool]:
+    """When the ingest's sweep last re-evaluated every AED (None: never), and whether the
+    recorded states still count: while the sweep keeps running (three missed sweeps: no)."""
     found = session.execute(sa_select(col(SweepMark.at)).where(
         col(SweepMark.name) == SWEEP)).scalar_one_or_none()
-    return None if found is None or found.year <= 1970 else found
-
-
-def states_trusted(checked_at: datetime | None, now: datetime, settings: Settings) -> bool:
-    """Recorded states count while the sweep keeps running (three missed sweeps: no longer)."""
+    checked_at = None if found is None or found.year <= 1970 else found
     limit = timedelta(seconds=max(3 * settings.ingest.sweep_interval_s, 300))
-    return checked_at is not None and now - checked_at <= limit
+    return checked_at, checked_at is not None and now - checked_at <= limit
 
 
 def _state(trusted: bool) -> Any:
@@ -186,25 +185,20 @@ def expiry_timeline(session: Session, scope: FleetScope, today: date,
     """Pads and batteries running out per calendar month, from this month on (overdue ones
     counted in this month)."""
     first = today.replace(day=1)
-    buckets = [_add_months(first, n) for n in range(months)]
+    buckets = [first + relativedelta(months=n) for n in range(months)]
     counts: dict[str, Counter[date]] = {}
     for kind, expr in (("pads", _pads()), ("battery", _battery())):
         query = scope.apply(
             sa_select(expr, func.count()).select_from(Aed)
             .outerjoin(Cabinet, col(Cabinet.aed_id) == Aed.id)
             .outerjoin(TelemetryState, col(TelemetryState.device_id) == Cabinet.device_id)
-            .where(expr.is_not(None), expr < _add_months(first, months)).group_by(expr))
+            .where(expr.is_not(None), expr < first + relativedelta(months=months)).group_by(expr))
         counter: Counter[date] = Counter()
         for day, count in session.execute(query):
             counter[max(first, day.replace(day=1))] += int(count)
         counts[kind] = counter
     return [ExpiryMonth(month, counts["pads"][month], counts["battery"][month])
             for month in buckets]
-
-
-def _add_months(day: date, months: int) -> date:
-    index = day.month - 1 + months
-    return date(day.year + index // 12, index % 12 + 1, 1)
 
 
 def transitions(session: Session, aed_id: str, limit: int = 50) -> list[ReadinessTransition]:

@@ -17,9 +17,8 @@ from fleet.health import (
     fleet_rows,
     map_points,
     municipality_boundaries,
+    recorded_states,
     state_counts,
-    states_checked_at,
-    states_trusted,
 )
 from fleet.municipalities import outlines
 from fleet.registry import aed_status, iso_time
@@ -50,8 +49,7 @@ def list_aeds() -> Response:
     offset = whole_number("offset", 0, 0, 10_000_000)
     scope = _scope()
     with Session(engine()) as session:
-        checked_at = states_checked_at(session)
-        trusted = states_trusted(checked_at, now(), settings())
+        checked_at, trusted = recorded_states(session, now(), settings())
         counts = state_counts(session, scope, trusted)
         rows = fleet_rows(session, scope, state=state, limit=limit, offset=offset,
                           trusted=trusted)
@@ -80,7 +78,7 @@ def show_aed(aed_id: str) -> Response:
 def aed_points() -> Response:
     """Every AED in scope as a GeoJSON point with its readiness state."""
     with Session(engine()) as session:
-        trusted = states_trusted(states_checked_at(session), now(), settings())
+        _, trusted = recorded_states(session, now(), settings())
         points = map_points(session, _scope(), trusted)
     detail = g.account is None or g.account.role in (Role.ADMIN, Role.MANAGER)
     features = [{"type": "Feature", "geometry": {"type": "Point",
@@ -88,8 +86,7 @@ def aed_points() -> Response:
                  "properties": {"id": aed_id if detail else None, "state": state,
                                 "detail": detail}}
                 for aed_id, lat, lon, state in points]
-    return Response(json.dumps({"type": "FeatureCollection", "features": features}),
-                    mimetype="application/geo+json")
+    return geojson(features)
 
 
 @bp.get("/map/boundaries")

@@ -23,9 +23,8 @@ from fleet.health import (
     expiry_timeline,
     fleet_rows,
     manager_names,
+    recorded_states,
     state_counts,
-    states_checked_at,
-    states_trusted,
     transitions,
 )
 from fleet.history import HistoryUnavailable, telemetry_history
@@ -62,8 +61,7 @@ def overview() -> str:
     local_today = moment.astimezone(ZoneInfo(settings().timezone)).date()
     listed = who.role in AED_DETAIL_ROLES
     with Session(engine()) as session:
-        checked_at = states_checked_at(session)
-        trusted = states_trusted(checked_at, moment, settings())
+        checked_at, trusted = recorded_states(session, moment, settings())
         counts = state_counts(session, scope, trusted)
         rows = fleet_rows(session, scope, state=state, limit=PAGE_SIZE + 1,
                           offset=(page - 1) * PAGE_SIZE, trusted=trusted) if listed else []
@@ -90,7 +88,7 @@ def aed_detail(aed_id: str) -> str:
         "aed.html", status=status, aed=status.aed, transitions=history, events=events,
         declarations=declared, charts=charts, history_note=history_note,
         describe=describe_reason, access_words=ACCESS_REASONS[status.access.reason],
-        state_words=STATE_WORDS, today=moment.date())
+        state_words=STATE_WORDS)
 
 
 def _charts(device_id: str | None, moment: datetime) -> tuple[list[Any], str | None]:
