@@ -23,6 +23,15 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def tcp_accepts(host: str, port: int, timeout_s: float = 0.5) -> bool:
+    """True when something accepts TCP connections on `host:port`."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
 def mosquitto_binary() -> str | None:
     binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     return binary if Path(binary).exists() else None
@@ -54,18 +63,11 @@ class LocalMosquitto:
                 [self.binary, "-c", str(self.folder / "mosquitto.conf")],
                 stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout_s
-        while not self._accepts():
+        while not tcp_accepts("127.0.0.1", self.port, timeout_s=0.2):
             if self.process.poll() is not None or time.monotonic() > deadline:
                 raise AgentError(f"Mosquitto did not start on port {self.port}; "
                                  f"see {self.folder / 'mosquitto.log'}")
             time.sleep(0.05)
-
-    def _accepts(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                return True
-        except OSError:
-            return False
 
     def stop(self) -> None:
         if self.process is not None:

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fleet.demo.processes import Supervisor, tcp_accepts
+from device_agents.local_broker import tcp_accepts
+from fleet.demo.processes import Supervisor
 
 logger = logging.getLogger(__name__)
 

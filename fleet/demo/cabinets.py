@@ -17,8 +17,8 @@ from pathlib import Path
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from device_agents.local_broker import free_port
-from fleet.demo.processes import Supervisor, aedfleet_command, tcp_accepts, wait_until
+from device_agents.local_broker import free_port, tcp_accepts
+from fleet.demo.processes import Supervisor, aedfleet_command, wait_until
 from fleet.models import Aed, Cabinet, Manager
 
 # (line, scenario file) of each connected cabinet, in the order cabinets are assigned.

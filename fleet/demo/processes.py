@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -140,15 +139,6 @@ async def wait_until(condition: Callable[[], bool], timeout_s: float, what: str,
             raise DemoError(f"{what} not ready after {timeout_s:g} s (the logs of the parts: "
                             f"{supervisor.log_dir})")
         await asyncio.sleep(0.1)
-
-
-def tcp_accepts(host: str, port: int) -> bool:
-    """True when something accepts TCP connections on `host:port`."""
-    try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 def http_ok(url: str) -> bool:

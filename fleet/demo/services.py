@@ -7,13 +7,12 @@ import os
 import shutil
 from pathlib import Path
 
-from device_agents.local_broker import free_port
+from device_agents.local_broker import free_port, tcp_accepts
 from fleet.demo.errors import DemoError
 from fleet.demo.processes import (
     Supervisor,
     aedfleet_command,
     http_ok,
-    tcp_accepts,
     wait_until,
 )
 
