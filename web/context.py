@@ -26,6 +26,15 @@ def now() -> datetime:
     return clock() if clock is not None else datetime.now(UTC)
 
 
+def served(key: str, code: str, message: str) -> Any:
+    """A part this server may or may not run (the alarm core, the live coverage): 503 when
+    it does not."""
+    part = current_app.config.get(key)
+    if part is None:
+        raise Refused(code, message, status=503)
+    return part
+
+
 def whole_number(name: str, default: int, low: int, high: int) -> int:
     """A query parameter that must be a whole number from `low` to `high` (else 400)."""
     value = request.args.get(name)

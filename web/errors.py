@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, Response, jsonify, render_template, request
+from flask import Flask, Response, jsonify, redirect, render_template, request, url_for
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
@@ -39,7 +39,6 @@ def register_error_handlers(app: Flask) -> None:
     def _http(exc: HTTPException) -> Any:
         code = (exc.name or "error").lower().replace(" ", "_")
         if exc.code == 401 and not _wants_json():
-            from flask import redirect, url_for
             return redirect(url_for("auth.login", next=request.path))
         return _error(code, exc.name or code, exc.description or code, exc.code or 500)
 

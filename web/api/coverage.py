@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from flask import Blueprint, Response, current_app, g, jsonify, request
+from flask import Blueprint, Response, g, jsonify, request
 
 from alarm_core.errors import Refused
 from fleet.accounts import Role
@@ -18,17 +18,14 @@ from fleet.coverage.service import (
 )
 from web.auth import token_required
 from web.authz import coverage_municipality
-from web.context import whole_number
+from web.context import served, whole_number
 
 bp = Blueprint("coverage", __name__, url_prefix="/api/v1/coverage")
 
 
 def _live() -> LiveCoverage:
-    live = current_app.config.get("COVERAGE")
-    if live is None:
-        raise Refused("coverage_unavailable", "this server does not compute coverage",
-                      status=503)
-    return live  # type: ignore[no-any-return]
+    return served("COVERAGE", "coverage_unavailable",  # type: ignore[no-any-return]
+                  "this server does not compute coverage")
 
 
 def _moment(live: LiveCoverage) -> datetime:

@@ -17,16 +17,14 @@ from alarm_core.reports import incident_document
 from alarm_core.service import AlarmCore
 from alarm_core.wire import parse_answer, parse_incident, parse_position, rfc3339
 from web.auth import token_required
+from web.context import served
 
 bp = Blueprint("incidents", __name__, url_prefix="/api/v1")
 
 
 def _core() -> AlarmCore:
-    core = current_app.config.get("ALARM_CORE")
-    if core is None:
-        raise Refused("alarm_core_unavailable", "this server does not run the alarm core",
-                      status=503)
-    return core  # type: ignore[no-any-return]
+    return served("ALARM_CORE", "alarm_core_unavailable",  # type: ignore[no-any-return]
+                  "this server does not run the alarm core")
 
 
 def _metrics() -> AlarmMetrics:
