@@ -10,6 +10,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, render_template, request
 
+from fleet.coverage import report
 from fleet.coverage.service import UnknownMunicipality, analyse_municipality
 from web.authz import (
     COVERAGE_ROLES,
@@ -57,5 +58,7 @@ def coverage(name: str | None = None) -> Any:
     except UnknownMunicipality as exc:
         return render_template("coverage.html", live=live, result=None, name=name,
                                problem=str(exc)), 404
+    # The map's shapes come with the page: the analysis above is done once, not again for
+    # the map through the API.
     return render_template("coverage.html", live=live, result=result, name=result.municipality,
-                           tiles=_tiles())
+                           tiles=_tiles(), shapes=report.municipality_geojson(result))

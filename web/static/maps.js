@@ -56,7 +56,8 @@
   var SHARES = ["#b91c1c", "#f97316", "#facc15", "#15803d"];
   function shade(pct) { return SHARES[pct < 50 ? 0 : pct < 80 ? 1 : pct < 95 ? 2 : 3]; }
   if (el.dataset.coverage) {
-    get(el.dataset.coverage).then(function (doc) {
+    // The shapes come with the page (the server analysed the municipality once for both).
+    Promise.resolve(JSON.parse(document.getElementById(el.dataset.coverage).textContent)).then(function (doc) {
       var areas = L.geoJSON(doc, {
         filter: function (f) { return f.properties.kind === "postcode"; },
         style: function (f) { return { color: "#1f2937", weight: 1, fillColor: shade(f.properties.covered_pct), fillOpacity: 0.55 }; },
