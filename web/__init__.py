@@ -33,9 +33,11 @@ def create_app(engine: Any, *, settings: Settings | None = None, alarm_core: Any
                metrics: AlarmMetrics | None = None,
                clock: Callable[[], datetime] | None = None,
                ready: Callable[[], bool] | None = None, coverage: Any = None,
+               active: Callable[[], bool] | None = None,
                config: dict[str, Any] | None = None) -> Flask:
     """The application around a database engine and, where they run, the alarm core and the
-    live coverage (`fleet.coverage.live.LiveCoverage`)."""
+    live coverage (`fleet.coverage.live.LiveCoverage`). `active` says whether this node's
+    alarm core is the active one (of an active/standby pair); a standby answers 503."""
     from web.api.aeds import bp as aeds_api
     from web.api.coverage import bp as coverage_api
     from web.api.incidents import bp as incidents_api
@@ -51,6 +53,7 @@ def create_app(engine: Any, *, settings: Settings | None = None, alarm_core: Any
     app = Flask(__name__)
     app.config.update(ENGINE=engine, SETTINGS=settings, ALARM_CORE=alarm_core,
                       ALARM_METRICS=metrics or AlarmMetrics(), CLOCK=clock, COVERAGE=coverage,
+                      ALARM_ACTIVE=active,
                       MAX_CONTENT_LENGTH=64 * 1024, **(config or {}))
     app.json.sort_keys = False  # type: ignore[attr-defined]
     limiter = install(app, settings)
@@ -101,6 +104,8 @@ def create_app(engine: Any, *, settings: Settings | None = None, alarm_core: Any
     @app.get("/healthz")
     def health() -> tuple[dict[str, str], int]:
         """200 when serving; 503 while a dependency (the alarm core's broker) is not there."""
+        if active is not None and not active():
+            return {"status": "standby"}, 503
         if ready is not None and not ready():
             return {"status": "starting"}, 503
         return {"status": "ok"}, 200

@@ -32,6 +32,10 @@ def served(key: str, code: str, message: str) -> Any:
     part = current_app.config.get(key)
     if part is None:
         raise Refused(code, message, status=503)
+    active = current_app.config.get("ALARM_ACTIVE")
+    if key == "ALARM_CORE" and active is not None and not active():
+        raise Refused("standby", "this alarm core is the standby: send to the active node",
+                      status=503)
     return part
 
 

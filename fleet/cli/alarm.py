@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import json
 import logging
@@ -29,9 +30,15 @@ def _host_port(value: str) -> tuple[str, int]:
               "(default: [alarm] http).")
 @pass_context
 def alarm(ctx: Context, http: str | None) -> None:
-    """Run the alarm core: incident intake over HTTP, alerts and answers over MQTT."""
+    """Run the alarm core: incident intake over HTTP, alerts and answers over MQTT.
+
+    Several nodes on one database run active/standby: one is active, the others answer 503
+    (`standby`) until the active one is gone, and the first to notice takes over within
+    about a second.
+    """
     import waitress
 
+    from alarm_core.leader import CHECK_TIMEOUT_S, leadership_for
     from alarm_core.metrics import AlarmMetrics
     from alarm_core.runner import AlarmRunner
     from alarm_core.service import AlarmCore
@@ -40,36 +47,83 @@ def alarm(ctx: Context, http: str | None) -> None:
     logging.getLogger("alarm_core").setLevel(logging.INFO)
     settings = ctx.settings
     core = AlarmCore(ctx.engine, settings)
-    responders, aeds = core.load(datetime.now(UTC))
-    # The pools and the registry make a large, long-lived heap: leave it out of the garbage
-    # collector's full passes, which would otherwise pause an intake for 100 ms and more.
-    gc.collect()
-    gc.freeze()
     metrics = AlarmMetrics()
     try:
         runner = AlarmRunner(core, settings, metrics)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
+    leadership = leadership_for(ctx.engine)
+    active = threading.Event()
     host, port = _host_port(http or settings.alarm.http)
-    app = create_app(ctx.engine, alarm_core=core, metrics=metrics,
-                     ready=runner.connected.is_set)
+    app = create_app(ctx.engine, alarm_core=core, metrics=metrics, active=active.is_set,
+                     ready=lambda: active.is_set() and runner.connected.is_set())
     server = waitress.create_server(app, host=host, port=port, threads=8)
     web = threading.Thread(target=server.run, name="alarm-http", daemon=True)
     web.start()
-    click.echo(f"alarm core: {responders} responders, {aeds} AEDs; API on "
-               f"http://{host}:{server.effective_port}", err=True)  # type: ignore[union-attr]
+    address = f"http://{host}:{server.effective_port}"  # type: ignore[union-attr]
+    lost = False
+
+    async def lead(stop: asyncio.Event) -> bool:
+        """Wait to be the active node; False when stopped first."""
+        announced = False
+        while not stop.is_set():
+            if await asyncio.to_thread(leadership.try_acquire):
+                return True
+            if not announced:
+                click.echo(f"alarm core standby (another node is active); API on {address}",
+                           err=True)
+                announced = True
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1.0)
+        return False
+
+    async def watch(stop: asyncio.Event) -> None:
+        nonlocal lost
+        while not stop.is_set():
+            try:
+                held = await asyncio.wait_for(asyncio.to_thread(leadership.still_held),
+                                              CHECK_TIMEOUT_S)
+            except TimeoutError:
+                held = False
+            if not held:
+                lost = True
+                active.clear()
+                stop.set()
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1.0)
 
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        await runner.run(stop)
+        if not await lead(stop):
+            return
+        responders, aeds = await asyncio.to_thread(core.load, datetime.now(UTC))
+        # The pools and the registry make a large, long-lived heap: leave it out of the
+        # garbage collector's full passes, which would otherwise pause an intake for 100 ms.
+        gc.collect()
+        gc.freeze()
+        active.set()
+        click.echo(f"alarm core active: {responders} responders, {aeds} AEDs; API on "
+                   f"{address}", err=True)
+        watcher = asyncio.create_task(watch(stop))
+        try:
+            await runner.run(stop)
+        finally:
+            watcher.cancel()
+            await asyncio.gather(watcher, return_exceptions=True)
 
     try:
         asyncio.run(main())
     finally:
+        active.clear()
         server.close()
+        leadership.release()
+    if lost:
+        raise click.ClickException("alarm core stopped: it can no longer confirm that it is "
+                                   "the active node (database connection lost)")
     click.echo("alarm core stopped", err=True)
 
 

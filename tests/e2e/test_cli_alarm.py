@@ -583,3 +583,40 @@ async def test_the_alarm_service_refuses_bad_tokens_and_alerts_nobody_for_an_exc
     status, refused = await service.api("GET", "/api/v1/incidents", token=token)
     assert (status, refused["error"]) == (401, "unauthorized")
     assert service.terminate(10) == 0, service.stderr
+
+
+async def test_a_standby_alarm_core_refuses_calls_until_the_active_one_dies_then_takes_over(
+        street: Cli, broker: Mosquitto, apps: ResponderApps, service: AlarmService) -> None:
+    token = service.token
+    standby = AlarmService(street, broker)
+    try:
+        await wait_for(lambda: "standby" in standby.stderr, 30, "the second node to wait",
+                       standby)
+        assert standby.call("GET", "/healthz") == (503, {"status": "standby"})
+        status, refused = await standby.api("POST", "/api/v1/incidents", call_body("ref-s"),
+                                            token)
+        assert (status, refused["error"]) == (503, "standby")
+        call = call_body("ref-1")
+        status, first = await service.api("POST", "/api/v1/incidents", call, token)
+        assert status == 201, first
+
+        service.process.kill()  # the active node dies without a word
+        service.process.wait(10)
+        died = time.monotonic()
+        await wait_for(standby.healthy, 15, "the standby to take over", standby)
+        took_over_s = time.monotonic() - died
+
+        assert took_over_s < 5, standby.stderr
+        # The 112 centre's retry of the call it sent before is answered, not dispatched again.
+        assert (await standby.api("POST", "/api/v1/incidents", call, token))[0] == 200
+        status, second = await standby.api(
+            "POST", "/api/v1/incidents",
+            call_body("ref-2", lat=VICTIM[0] + 0.0004, lon=VICTIM[1]), token)
+        assert status == 201, second
+        assert second["state"] == "no_responders"  # all six are still on the first call
+        await wait_for(lambda: set(apps.of("alert", first["id"])) == set(STREET), 10,
+                       "the first call's alerts", standby)
+        assert standby.terminate(10) == 0, standby.stderr
+        assert "Traceback" not in standby.stderr
+    finally:
+        standby.kill()
