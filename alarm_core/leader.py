@@ -83,6 +83,14 @@ class PostgresLeadership:
         return self._held
 
     def release(self) -> None:
+        if self._held and self._connection is not None:
+            # Unlocked at once; only closing the connection would leave it to the server's
+            # backend to notice, a moment later.
+            try:
+                self._connection.execute(text("SELECT pg_advisory_unlock(:key)"),
+                                         {"key": LOCK_KEY})
+            except Exception:
+                logger.debug("leadership: unlock on a dead connection", exc_info=True)
         self._drop()
         self._engine.dispose()
 
