@@ -8,6 +8,8 @@ never answer, and the responder import. Every time is passed in: no test waits f
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -28,7 +30,7 @@ from alarm_core.models import (
 from alarm_core.registry import confirm_profile, import_responders
 from alarm_core.service import AlarmCore
 from alarm_core.wire import rfc3339
-from fleet.db import session_scope
+from fleet.db import make_engine, session_scope
 from fleet.models import AedReadiness
 from fleet.settings import Settings
 
@@ -306,6 +308,46 @@ def test_a_second_incident_nearby_gets_neither_the_aed_nor_the_responders_of_the
     assert {rid for rid, held in busy.items() if held == second} == second_alerted
     for aed_id in first_aeds:
         assert aed(engine, aed_id).in_use_incident == first
+
+
+def test_two_alarm_cores_taking_calls_at_the_same_moment_never_share_an_aed_or_a_responder(
+        engine: Engine, settings: Settings) -> None:
+    """Two nodes (as during a takeover, or a core and `aedfleet dispatch`), each with its own
+    engine and pools, race for one AED and six responders, round after round."""
+    add_monitored_aed(engine, AED_1, AED_1_AT, NOW)
+    add_responders(engine, STREET, NOW)
+    url = engine.url.render_as_string(hide_password=False)
+    engines = [make_engine(url) for _ in range(2)]
+    try:
+        cores = [loaded(each, settings, max_alerted=3, max_aeds=1) for each in engines]
+        for round_ in range(5):
+            moment = NOW + timedelta(minutes=round_)
+            start = threading.Barrier(2)
+
+            def take(index: int, moment: datetime = moment, start: threading.Barrier = start,
+                     round_: int = round_) -> str:
+                start.wait()
+                return cores[index].intake(CALLER, call(f"ref-{round_}-{index}", at=near(index)),
+                                           moment).incident.id
+
+            with ThreadPoolExecutor(2) as pool:
+                first, second = pool.map(take, range(2))
+
+            taken = [set(aed_links(engine, first)), set(aed_links(engine, second))]
+            assert sorted(len(each) for each in taken) == [0, 1], taken
+            winner = first if taken[0] else second
+            assert aed(engine, AED_1).in_use_incident == winner
+            first_alerted, second_alerted = set(alerts(engine, first)), set(alerts(engine, second))
+            assert len(first_alerted) == len(second_alerted) == 3
+            assert not first_alerted & second_alerted
+            for core, incident_id in zip(cores, (first, second), strict=True):
+                core.close(incident_id, "closed_by_operator", moment + timedelta(seconds=30))
+            for core in cores:
+                core.refresh(moment + timedelta(seconds=40))
+            set_aed(engine, AED_1, in_use_incident=None)  # back in its cabinet
+    finally:
+        for each in engines:
+            each.dispose()
 
 
 def test_responders_freed_by_a_close_in_another_process_are_alerted_again(
