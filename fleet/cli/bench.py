@@ -209,3 +209,32 @@ def web_bench(ctx: Context, count: int, requests: int, database_url: str | None,
                f"{figures['baseline_live_page_ms']} ms: {figures['speedup_vs_baseline']}x")
     keys = ("fleet_page_p99_ms", "api_list_p99_ms")
     click.echo(json.dumps({**{k: figures[k] for k in keys}, **figures}))
+
+
+@bench.command("soak")
+@click.option("--minutes", default=30.0, show_default=True, type=click.FloatRange(0.5),
+              help="Wall-clock minutes to run.")
+@click.option("--speed", default=10.0, show_default=True, type=click.FloatRange(1, 1_000),
+              help="How much faster than a real day (10: 30 minutes are 5 hours).")
+@click.option("--responders", default=250_000, show_default=True)
+@click.option("--aeds", default=25_000, show_default=True)
+@click.option("--postgres", "server_url", help="A PostgreSQL server URL (a fresh database is "
+              "made there; default: SQLite in a temporary folder).")
+@click.option("--quick", is_flag=True, help="One minute, 20,000 responders, 2,000 AEDs, a day "
+              "at 60x: a smoke test.")
+def soak_bench(minutes: float, speed: float, responders: int, aeds: int,
+               server_url: str | None, quick: bool) -> None:
+    """A national day, compressed, against the real processes: memory and latency over time."""
+    from fleet.bench_soak import bench_soak
+
+    if quick:
+        minutes, speed, responders, aeds = 1.0, 60.0, 20_000, 2_000
+    figures = bench_soak(minutes, speed, responders, aeds, server_url,
+                         progress=lambda m: click.echo(m, err=True))
+    click.echo(f"{figures['minutes']:g} min ({figures['simulated_hours']} h of a day): "
+               f"{figures['incidents']} incidents, {figures['missed_incidents']} missed, "
+               f"{figures['alerts_missing']} alerts missing; {figures['messages']:,} cabinet "
+               f"messages, {figures['lost_messages']} lost; dispatch p99 "
+               f"{figures['p99_dispatch_ms_start']} -> {figures['p99_dispatch_ms_end']} ms; "
+               f"memory {figures['rss_start_mb']} -> {figures['rss_end_mb']} MB")
+    click.echo(json.dumps(figures))
