@@ -96,3 +96,18 @@ def test_web_benchmark_reports_fleet_page_and_api_list_server_time(plain_cli: Cl
     assert float(figures["fleet_page_p99_ms"]) > 0  # type: ignore[arg-type]
     assert float(figures["api_list_p99_ms"]) > 0  # type: ignore[arg-type]
     assert float(figures["speedup_vs_baseline"]) > 1  # type: ignore[arg-type]
+
+
+def test_soak_benchmark_dispatches_every_call_and_loses_no_cabinet_message(
+        plain_cli: Cli) -> None:
+    if shutil.which("mosquitto") is None and not Path("/usr/sbin/mosquitto").exists():
+        pytest.skip("mosquitto is not installed (apt-get install mosquitto; .ci/run does)")
+    result = plain_cli("bench", "soak", "--quick", timeout=300)
+    assert result.returncode == 0, result.stderr
+    figures = last_json_line(result.stdout)
+    assert {"minutes", "incidents", "missed_incidents", "lost_messages", "rss_growth_mb",
+            "p99_dispatch_ms_start", "p99_dispatch_ms_end"} <= set(figures)
+    assert int(figures["incidents"]) > 20  # type: ignore[call-overload]
+    assert (figures["missed_incidents"], figures["lost_messages"], figures["alerts_missing"]
+            ) == (0, 0, 0)
+    assert figures["errors"] == []
