@@ -93,6 +93,9 @@ class AlarmRunner:
         self.endpoint = parse_mqtt_url(settings.mqtt_url)
         self.client_id = settings.alarm.client_id or default_client_id("alarm")
         self.connected = threading.Event()
+        self.started = threading.Event()
+        """Set at the first connection to the broker: serving from then on, also while the
+        broker is away (calls are stored and alerted as soon as it is back; SMS meanwhile)."""
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._handed: list[Committed] = []
@@ -172,6 +175,7 @@ class AlarmRunner:
             await client.subscribe(f"{root}/+/response", qos=1)
             await client.subscribe(f"{root}/+/location", qos=0)
             self.connected.set()
+            self.started.set()
             logger.info("alarm core connected to %s:%d as %s", endpoint.host, endpoint.port,
                         self.client_id)
             tasks = [asyncio.create_task(self._relay(client, stop)),

@@ -103,7 +103,8 @@ def create_app(engine: Any, *, settings: Settings | None = None, alarm_core: Any
 
     @app.get("/healthz")
     def health() -> tuple[dict[str, str], int]:
-        """200 when serving; 503 while a dependency (the alarm core's broker) is not there."""
+        """200 when serving: where the alarm core runs, only on the active node, once it has
+        reached the broker (later broker outages do not stop it taking calls); else 503."""
         if active is not None and not active():
             return {"status": "standby"}, 503
         if ready is not None and not ready():

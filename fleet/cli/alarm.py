@@ -7,7 +7,9 @@ import contextlib
 import gc
 import json
 import logging
+import os
 import signal
+import sys
 import threading
 from datetime import UTC, datetime
 
@@ -56,15 +58,23 @@ def alarm(ctx: Context, http: str | None) -> None:
     active = threading.Event()
     host, port = _host_port(http or settings.alarm.http)
     app = create_app(ctx.engine, alarm_core=core, metrics=metrics, active=active.is_set,
-                     ready=lambda: active.is_set() and runner.connected.is_set())
+                     ready=lambda: active.is_set() and runner.started.is_set())
     server = waitress.create_server(app, host=host, port=port, threads=8)
     web = threading.Thread(target=server.run, name="alarm-http", daemon=True)
     web.start()
     address = f"http://{host}:{server.effective_port}"  # type: ignore[union-attr]
-    lost = False
+
+    def loaded() -> tuple[int, int]:
+        counts = core.load(datetime.now(UTC))
+        # The pools and the registry make a large, long-lived heap: leave it out of the
+        # garbage collector's full passes, which would otherwise pause an intake for 100 ms.
+        gc.collect()
+        gc.freeze()
+        return counts
 
     async def lead(stop: asyncio.Event) -> bool:
-        """Wait to be the active node; False when stopped first."""
+        """Wait to be the active node, keeping the pools current meanwhile so that a
+        takeover needs one refresh, not a full load; False when stopped first."""
         announced = False
         while not stop.is_set():
             if await asyncio.to_thread(leadership.try_acquire):
@@ -75,10 +85,13 @@ def alarm(ctx: Context, http: str | None) -> None:
                 announced = True
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 1.0)
+            try:
+                await asyncio.to_thread(core.refresh, datetime.now(UTC))
+            except Exception:  # the next round tries again
+                logging.getLogger("alarm_core").exception("standby: refresh failed")
         return False
 
     async def watch(stop: asyncio.Event) -> None:
-        nonlocal lost
         while not stop.is_set():
             try:
                 held = await asyncio.wait_for(asyncio.to_thread(leadership.still_held),
@@ -86,10 +99,13 @@ def alarm(ctx: Context, http: str | None) -> None:
             except TimeoutError:
                 held = False
             if not held:
-                lost = True
+                # Fenced: stop at once. A clean shutdown could hang on threads blocked on
+                # the lost database; the service manager starts this node again as standby.
                 active.clear()
-                stop.set()
-                return
+                click.echo("alarm core stopped: it can no longer confirm that it is the "
+                           "active node (database connection lost)", err=True)
+                sys.stderr.flush()
+                os._exit(3)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 1.0)
 
@@ -98,13 +114,10 @@ def alarm(ctx: Context, http: str | None) -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
+        responders, aeds = await asyncio.to_thread(loaded)
         if not await lead(stop):
             return
-        responders, aeds = await asyncio.to_thread(core.load, datetime.now(UTC))
-        # The pools and the registry make a large, long-lived heap: leave it out of the
-        # garbage collector's full passes, which would otherwise pause an intake for 100 ms.
-        gc.collect()
-        gc.freeze()
+        await asyncio.to_thread(core.refresh, datetime.now(UTC))
         active.set()
         click.echo(f"alarm core active: {responders} responders, {aeds} AEDs; API on "
                    f"{address}", err=True)
@@ -121,9 +134,6 @@ def alarm(ctx: Context, http: str | None) -> None:
         active.clear()
         server.close()
         leadership.release()
-    if lost:
-        raise click.ClickException("alarm core stopped: it can no longer confirm that it is "
-                                   "the active node (database connection lost)")
     click.echo("alarm core stopped", err=True)
 
 
