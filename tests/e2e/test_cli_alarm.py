@@ -38,7 +38,7 @@ from integration.alarm_support import (
     add_responders,
 )
 from integration.mqtt_support import Mosquitto, broker
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, text, update
 from sqlmodel import Session, select
 
 from alarm_core.models import Incident, OutboxMessage, Responder
@@ -618,5 +618,30 @@ async def test_a_standby_alarm_core_refuses_calls_until_the_active_one_dies_then
                        "the first call's alerts", standby)
         assert standby.terminate(10) == 0, standby.stderr
         assert "Traceback" not in standby.stderr
+    finally:
+        standby.kill()
+
+
+async def test_an_active_alarm_core_that_loses_its_lock_stops_at_once_and_the_standby_leads(
+        street: Cli, broker: Mosquitto, service: AlarmService, engine: Engine) -> None:
+    if engine.url.get_backend_name() != "postgresql":
+        pytest.skip("the lock held on a database connection is PostgreSQL's")
+    standby = AlarmService(street, broker)
+    try:
+        await wait_for(lambda: "standby" in standby.stderr, 30, "the second node to wait",
+                       standby)
+        with engine.connect() as admin:  # the server drops the active node's lock connection
+            admin.execute(text(
+                "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' "
+                "AND granted AND database = "
+                "(SELECT oid FROM pg_database WHERE datname = current_database())"))
+            admin.commit()
+
+        assert service.process.wait(15) == 3
+        assert "can no longer confirm that it is the active node" in service.stderr
+        await wait_for(standby.healthy, 15, "the standby to take over", standby)
+        status, created = await standby.api("POST", "/api/v1/incidents", call_body("ref-1"),
+                                            service.token)
+        assert status == 201, created
     finally:
         standby.kill()
