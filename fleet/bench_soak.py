@@ -148,16 +148,16 @@ def _responder_apps(run: Run, world: World, port: int, token: str, speed: float)
     """Positions of the responders whose app reports one, near where they are."""
     client = Http(port, token)
     rng = random.Random(3)
-    movers = [r for r in world.responders if r.app]
+    movers = [(r.id, r.lat, r.lon) for r in world.responders
+              if r.app and r.lat is not None and r.lon is not None]
     rate = min(POSITIONS_MAX_PER_S, len(movers) * POSITION_SHARE / POSITION_EVERY_S * speed)
     next_at = time.monotonic()
     while not run.stop.is_set() and rate > 0:
-        who = movers[rng.randrange(len(movers))]
-        body = {"lat": who.lat + rng.uniform(-0.005, 0.005),
-                "lon": who.lon + rng.uniform(-0.008, 0.008),
+        who, lat, lon = movers[rng.randrange(len(movers))]
+        body = {"lat": lat + rng.uniform(-0.005, 0.005), "lon": lon + rng.uniform(-0.008, 0.008),
                 "ts": datetime.now(UTC).isoformat()}
         try:
-            status, _ = client.call("PUT", f"/api/v1/responders/{who.id}/position", body)
+            status, _ = client.call("PUT", f"/api/v1/responders/{who}/position", body)
         except (OSError, http.client.HTTPException) as exc:
             run.errors.append(f"position: {exc}")
         else:
@@ -277,7 +277,7 @@ def bench_soak(minutes: float = 30.0, speed: float = 10.0, responders: int = 250
                                  for incident, count in run.incidents.items())
             for process in (alarm, ingest):
                 if process.poll() is not None:
-                    run.errors.append(f"a process died: {process.args} ({process.returncode})")
+                    run.errors.append(f"a process died: {process.args!r} ({process.returncode})")
         finally:
             run.stop.set()
             counter.stop()
