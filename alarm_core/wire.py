@@ -53,7 +53,10 @@ def parse_time(value: Any, name: str) -> datetime:
         raise Refused("invalid_field", f"{name} is not an RFC 3339 time: {value[:40]!r}") from exc
     if parsed.tzinfo is None:
         raise Refused("invalid_field", f"{name} must carry a time zone offset (e.g. Z)")
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError as exc:  # 0001-01-01T00:00+01:00 is before year 1 in UTC
+        raise Refused("invalid_field", f"{name} is out of range: {value[:40]!r}") from exc
 
 
 def _coordinate(body: dict[str, Any], name: str, limit: float) -> float | None:

@@ -84,7 +84,10 @@ def create_app(engine: Any, *, settings: Settings | None = None, alarm_core: Any
             if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
                 values += [v for _, v in request.form.items(multi=True)]
             elif request.is_json:
-                values += list(_strings(request.get_json(silent=True)))
+                try:
+                    values += list(_strings(request.get_json(silent=True)))
+                except RecursionError:
+                    abort(400, "the JSON body nests too deeply")
         if any("\x00" in value for value in values):
             abort(400, "the request holds a NUL character")
 

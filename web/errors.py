@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, Response, jsonify, redirect, render_template, request, url_for
+from flask import (
+    Flask,
+    Response,
+    jsonify,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
@@ -40,7 +49,12 @@ def register_error_handlers(app: Flask) -> None:
         code = (exc.name or "error").lower().replace(" ", "_")
         if exc.code == 401 and not _wants_json():
             return redirect(url_for("auth.login", next=request.path))
-        return _error(code, exc.name or code, exc.description or code, exc.code or 500)
+        response = make_response(_error(code, exc.name or code, exc.description or code,
+                                         exc.code or 500))
+        for name, value in exc.get_headers():  # e.g. a 405's Allow
+            if name.lower() != "content-type":
+                response.headers[name] = value
+        return response
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Any:

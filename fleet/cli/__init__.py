@@ -132,7 +132,10 @@ def parse_time(value: str | None, settings: Settings) -> datetime:
         raise click.BadParameter(f"{value!r} is not a time like 2026-11-27T14:00:00Z") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=ZoneInfo(settings.timezone))
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise click.BadParameter(f"{value!r} lies outside the years 1-9999") from None
 
 
 def progress_bar(length: int, label: str):  # type: ignore[no-untyped-def]

@@ -103,7 +103,8 @@ def show_incident(incident_id: str) -> Response:
 def close_incident(incident_id: str) -> Response:
     """The dispatch centre's word that the citizen alarm is over."""
     core = _core()
-    body = request.get_json(silent=True) or {}
+    # No body closes with the default reason; a body must be a JSON object.
+    body = _body() if request.get_data().strip() else {}
     if not isinstance(body, dict):
         raise Refused("invalid_body", "the body must be a JSON object", status=400)
     reason = body.get("reason", "closed_by_dispatch")

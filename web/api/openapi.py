@@ -10,6 +10,7 @@ bp = Blueprint("api_docs", __name__)
 
 ERROR = {"$ref": "#/components/responses/Error"}
 JSON_OBJECT = {"application/json": {"schema": {"type": "object"}}}
+JSON_LIST = {"application/json": {"schema": {"type": "array", "items": {"type": "object"}}}}
 GEOJSON = {"application/geo+json": {"schema": {"type": "object"}}}
 
 
@@ -20,15 +21,21 @@ def _param(name: str, where: str, description: str, kind: str = "string",
 
 
 def _op(summary: str, scope: str, ok: str = "200", content: Any = JSON_OBJECT,
-        params: list[dict[str, Any]] | None = None, body: bool = False) -> dict[str, Any]:
+        params: list[dict[str, Any]] | None = None, body: bool = False,
+        also: tuple[str, ...] = ()) -> dict[str, Any]:
+    """An operation; every one may answer 400, 401, 403, 404, 409 (a conflict with what is
+    stored), 422 and 503 (a part this server does not run, or an alarm core on standby)."""
     operation: dict[str, Any] = {
         "summary": summary, "tags": [scope],
         "security": [{"bearer": []}],
         "parameters": params or [],
         "responses": {ok: {"description": "done", "content": content},
-                      "400": ERROR, "401": ERROR, "403": ERROR, "404": ERROR, "422": ERROR}}
+                      **{code: {"description": "done", "content": content} for code in also},
+                      "400": ERROR, "401": ERROR, "403": ERROR, "404": ERROR, "409": ERROR,
+                      "422": ERROR, "503": ERROR}}
     if body:
         operation["requestBody"] = {"required": True, "content": JSON_OBJECT}
+        operation["responses"]["413"] = ERROR  # over 64 KiB
     elif scope in ("dispatch", "coverage", "fleet"):  # reads: also a console log-in
         operation["security"].append({"session": []})
     return operation
@@ -41,9 +48,9 @@ AT = _param("at", "query", "RFC 3339 time with zone (default now)")
 PATHS: dict[str, dict[str, Any]] = {
     "/api/v1/incidents": {
         "post": _op("A cardiac-arrest call from a 112 centre: 201 new, 200 known reference",
-                    "dispatch", ok="201", body=True),
+                    "dispatch", ok="201", body=True, also=("200",)),
         "get": _op("Incidents (a 112 centre: its own; a dispatcher: all)", "dispatch",
-                   params=[_param("state", "query", "only this state")])},
+                   content=JSON_LIST, params=[_param("state", "query", "only this state")])},
     "/api/v1/incidents/{incident_id}": {
         "get": _op("One incident: alerts, answers, AEDs, plan", "dispatch", params=[INCIDENT])},
     "/api/v1/incidents/{incident_id}/close": {
