@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from alarm_core.errors import Refused
+from device_agents.payloads import load_json
 
 SOURCES = ("112", "wearable")
 ANSWERS = ("accept", "decline")
@@ -64,7 +65,7 @@ def _coordinate(body: dict[str, Any], name: str, limit: float) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float) \
-            or not math.isfinite(value) or abs(value) > limit:
+            or abs(value) > limit or not math.isfinite(value):  # abs first: 10**309
         raise Refused("invalid_field", f"{name} must be a number between -{limit} and {limit}")
     return float(value)
 
@@ -167,9 +168,9 @@ def decode_json(payload: bytes) -> Any:
     if len(payload) > MAX_PAYLOAD:
         raise Refused("payload_too_large", f"payload of {len(payload)} bytes; at most 4096")
     try:
-        return json.loads(payload.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise Refused("invalid_json", f"payload is not UTF-8 JSON: {exc}") from exc
+        return load_json(payload)
+    except ValueError as exc:
+        raise Refused("invalid_json", f"payload is {exc}") from exc
 
 
 def rfc3339(at: datetime) -> str:

@@ -117,13 +117,26 @@ def _is_version(value: object) -> bool:
     return type(value) is int and value == VERSION  # True == 1 in Python; not on the wire
 
 
+def load_json(data: bytes) -> Any:
+    """JSON from UTF-8 bytes, or ValueError: not UTF-8, not JSON, nested deeper than the
+    parser goes, an integer too long to convert, or text with an unpaired surrogate
+    (`"\\ud800"`, which no UTF-8 store or database can hold)."""
+    try:
+        document = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise ValueError(f"not UTF-8 JSON: {str(exc)[:200]}") from None
+    if b"\\u" in data:  # only an escape makes a surrogate
+        try:
+            json.dumps(document, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("not UTF-8 JSON: text with an unpaired surrogate") from None
+    return document
+
+
 def _json_object(data: bytes) -> dict[str, Any]:
     if len(data) > MAX_PAYLOAD:
         raise ValueError(f"payload of {len(data)} bytes exceeds {MAX_PAYLOAD}")
-    try:
-        document = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"not UTF-8 JSON: {exc}") from None
+    document = load_json(data)
     if not isinstance(document, dict):
         raise ValueError("not a JSON object")
     return document

@@ -24,9 +24,9 @@ class RegisterDescriptor(BaseModel):
     field: str
     address: int = Field(ge=0, le=65535)
     type: Literal["uint16", "int16", "bool", "enum", "date_ymd"]
-    scale: float = 1.0
-    min: float | None = None
-    max: float | None = None
+    scale: float = Field(default=1.0, allow_inf_nan=False)
+    min: float | None = Field(default=None, allow_inf_nan=False)
+    max: float | None = Field(default=None, allow_inf_nan=False)
     values: dict[int, str] | None = None
 
     @property

@@ -22,6 +22,8 @@ def load_model(path: Path, model: type[Model], what: str,
         raise error(f"cannot read {what} {path}: {exc.strerror}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise error(f"{path}: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise error(f"{path} is not UTF-8 text (byte {exc.start})") from exc
     try:
         return model.model_validate(document)
     except ValidationError as exc:

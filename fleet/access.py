@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -51,6 +51,9 @@ def _parse(hours: str, tz_name: str, country: str | None) -> OpeningHours:
         return OpeningHours(hours, timezone=ZoneInfo(tz_name), country=country)
     except ParserError as exc:
         raise OpeningHoursError(f"unparseable opening_hours {hours!r}: {_explain(str(exc))}") \
+            from exc
+    except UnicodeEncodeError as exc:  # an unpaired surrogate: no text the parser can take
+        raise OpeningHoursError(f"unparseable opening_hours {hours!r}: not valid Unicode") \
             from exc
 
 
@@ -103,7 +106,8 @@ def accessible_at(
         parsed = parse_opening_hours(opening_hours, tz_name, country)
     except OpeningHoursError:
         return Accessibility(False, "hours_unparseable")
-    local = at.astimezone(ZoneInfo(tz_name))
+    # Through UTC: a local time the clocks skip (02:30 on the spring change) becomes a real one.
+    local = at.astimezone(UTC).astimezone(ZoneInfo(tz_name))
     state, _comment = parsed.state(local)
     # "unknown" (e.g. `Mo-Fr 08:00-18:00 || unknown`) is not a promise that the door is open.
     if state == State.OPEN:

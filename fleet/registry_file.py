@@ -19,6 +19,7 @@ import io
 import json
 import math
 import re
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
@@ -118,7 +119,7 @@ def _read_text(path: Path) -> str:
     if raw[:2] == b"\x1f\x8b":
         try:
             raw = gzip.decompress(raw)
-        except (OSError, EOFError) as exc:
+        except (OSError, EOFError, zlib.error) as exc:
             raise ImportFileError(f"{path} is a damaged gzip file: {exc}") from exc
     try:
         return raw.decode("utf-8-sig")
@@ -128,7 +129,8 @@ def _read_text(path: Path) -> str:
 
 def parse_csv(text: str, id_prefix: str = "", source: str | None = None) -> ParsedFile:
     """Parse a registry CSV or an OpenStreetMap CSV export."""
-    reader = csv.DictReader(io.StringIO(text, newline=""))
+    stream = io.StringIO(text, newline="")
+    reader = csv.DictReader(stream)
     try:
         header = reader.fieldnames
     except csv.Error as exc:
@@ -150,14 +152,20 @@ def parse_csv(text: str, id_prefix: str = "", source: str | None = None) -> Pars
 
     seen: dict[str, int] = {}
     row_iter = iter(reader)
+    stuck_at, error_line = -1, 0
     while True:
+        before = reader.line_num
         try:
             row = next(row_iter)
         except StopIteration:
             break
         except csv.Error as exc:
-            parsed.rejections.append(RowRejection(reader.line_num, f"unreadable CSV: {exc}"))
-            break
+            if stream.tell() == stuck_at:  # the reader no longer moves on
+                break
+            # line_num leaves out the line it failed on
+            stuck_at, error_line = stream.tell(), max(before, error_line) + 1
+            parsed.rejections.append(RowRejection(error_line, f"unreadable CSV: {exc}"))
+            continue  # the reader resumes after the row it could not read
         line = reader.line_num
         if not any(v.strip() for v in row.values() if isinstance(v, str)) and None not in row:
             continue  # a blank line, or one of spaces only
@@ -191,6 +199,8 @@ def parse_geojson(text: str, id_prefix: str = "", source: str | None = None) -> 
         raise ImportFileError(
             f"not valid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
             " (is the file truncated?)") from exc
+    except (ValueError, RecursionError) as exc:  # a 5,000-digit number; [[[[...]]]]
+        raise ImportFileError(f"not valid JSON: {str(exc)[:200]}") from exc
     if not isinstance(document, dict) or document.get("type") != "FeatureCollection":
         raise ImportFileError("not a GeoJSON FeatureCollection")
     features = document.get("features")
@@ -206,7 +216,8 @@ def parse_geojson(text: str, id_prefix: str = "", source: str | None = None) -> 
             continue
         if from_osm:
             parsed.format = "osm-geojson"
-        _add_record(parsed, number, raw, id_prefix, source or parsed.format, seen)
+        _add_record(parsed, number, raw, id_prefix,
+                    source or ("osm-geojson" if from_osm else "geojson"), seen)
     return parsed
 
 

@@ -8,13 +8,14 @@ wrong type, an out-of-range value or a `device_id` that differs from the topic's
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
+
+from device_agents.payloads import load_json
 
 MAX_PAYLOAD = 4096
 DEVICE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -126,7 +127,12 @@ class TelemetryMessage(_Sequenced):
     @classmethod
     def _number(cls, value: Any) -> Any:
         # JSON has one number type: 12 and 12.5 are both temperatures; true is not.
-        return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+        if isinstance(value, int) and not isinstance(value, bool):
+            try:
+                return float(value)
+            except OverflowError:  # more digits than a float holds
+                raise PydanticCustomError("out_of_range", "the number is too large") from None
+        return value
 
 
 class EventMessage(_Sequenced):
@@ -170,10 +176,9 @@ def parse_cabinet_message(topic: str, payload: bytes) -> CabinetMessage:
     if len(payload) > MAX_PAYLOAD:
         raise PayloadRejected("oversize", f"payload of {len(payload)} bytes")
     try:
-        document = json.loads(payload.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        # RecursionError: nesting deeper than the parser goes ([[[[...]]]] fits in 4 KiB).
-        raise PayloadRejected("not_json", f"not UTF-8 JSON: {exc}") from None
+        document = load_json(payload)
+    except ValueError as exc:
+        raise PayloadRejected("not_json", str(exc)) from None
     if not isinstance(document, dict):
         raise PayloadRejected("not_object", "the payload is not a JSON object")
     version = document.get("v")

@@ -72,7 +72,10 @@ class SerialSource:
             *lines, pending = pending.split(b"\n")
             if len(pending) > rcc1.MAX_LINE * 2:  # noise without line ends
                 self._count_bad("noise", "line too long without an end")
-                pending = b""
+                # Keep a frame that has started in the last read: it may still be good.
+                start = pending.rfind(b"$")
+                pending = pending[start:] if start >= 0 and \
+                    len(pending) - start <= rcc1.MAX_LINE else b""
             for line in lines:
                 self._handle_line(line)
 
