@@ -15,6 +15,39 @@ from alarm_core.models import AftercareTask, Questionnaire
 from alarm_core.policy import DispatchPolicy
 from fleet.db import session_scope
 
+QUESTIONS = (
+    ("arrived", "Did you reach the patient?", ("yes", "no", "cancelled on the way")),
+    ("cpr", "Did you give chest compressions?", ("yes", "no")),
+    ("aed_used", "Was an AED attached?", ("yes", "no", "I do not know")),
+)
+"""The questionnaire's closed questions: key, question, the answers it takes."""
+ARRIVED_AFTER_MINUTES = "arrived_after_minutes"
+"""An optional whole number: about how many minutes after their alert the responder reached
+the patient (the register's reported times come from it)."""
+MAX_MINUTES = 240
+REMARKS = "remarks"
+"""The one free-text answer; free text goes with the incident's personal data."""
+
+
+def minutes_answer(value: object) -> int | None:
+    """A minutes answer as a whole number from 0 to 240, else None (not answered)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    return value if isinstance(value, int) and 0 <= value <= MAX_MINUTES else None
+
+
+def structured_answers(answers: dict[str, Any]) -> dict[str, Any]:
+    """Only the closed answers (a listed question with one of its choices, the minutes): no
+    free text, no key an app made up."""
+    kept: dict[str, Any] = {key: answers[key] for key, _, choices in QUESTIONS
+                            if answers.get(key) in choices}
+    minutes = minutes_answer(answers.get(ARRIVED_AFTER_MINUTES))
+    if minutes is not None:
+        kept[ARRIVED_AFTER_MINUTES] = minutes
+    return kept
+
 
 def answer_questionnaire(engine: Any, policy: DispatchPolicy, token: str,
                          answers: dict[str, Any], aftercare: bool,

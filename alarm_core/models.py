@@ -176,7 +176,10 @@ class Questionnaire(SQLModel, table=True):
 
     token: str = Field(primary_key=True, max_length=64)
     incident_id: str = Field(foreign_key="incident.id", index=True, max_length=40)
-    responder_id: str = Field(foreign_key="responder.id", index=True, max_length=64)
+    responder_id: str | None = Field(default=None, foreign_key="responder.id", index=True,
+                                     max_length=64)
+    """None once detached from the responder by the retention job (`[retention]
+    questionnaire_days`): the answers stay, nobody's name is on them."""
     sent_at: datetime = Field(sa_type=UtcDateTime)
     expires_at: datetime = Field(sa_type=UtcDateTime)
     answered_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
@@ -189,8 +192,29 @@ class AftercareTask(SQLModel, table=True):
     __tablename__ = "aftercare_task"
     id: int | None = Field(default=None, primary_key=True)
     incident_id: str = Field(foreign_key="incident.id", index=True, max_length=40)
-    responder_id: str = Field(foreign_key="responder.id", index=True, max_length=64)
+    responder_id: str | None = Field(default=None, foreign_key="responder.id", index=True,
+                                     max_length=64)
+    """None once detached from the responder by the retention job (with the note)."""
     requested_at: datetime = Field(sa_type=UtcDateTime)
     due_at: datetime = Field(sa_type=UtcDateTime, index=True)
     done_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     note: str | None = Field(default=None, max_length=1000)
+
+
+class IncidentSummary(SQLModel, table=True):
+    """What stays of an incident for statistics and the national resuscitation register.
+
+    Made with a pseudonymous `number` when an incident is first exported; completed when the
+    retention job removes the incident's personal data (`coarsened_at`): the incident's PC4
+    area and municipality, and the register's figures (`record`, JSON) taken from the
+    alerts, AEDs and questionnaires before those lose their link to people.
+    """
+
+    __tablename__ = "incident_summary"
+    incident_id: str = Field(primary_key=True, foreign_key="incident.id", max_length=40)
+    number: str = Field(max_length=16, unique=True)
+    """The register's incident number: random, neither the internal id nor the 112 reference."""
+    pc4: str | None = Field(default=None, max_length=4)
+    municipality: str | None = Field(default=None, max_length=120)
+    record: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    coarsened_at: datetime | None = Field(default=None, sa_type=UtcDateTime, index=True)

@@ -111,8 +111,9 @@ def register_with_account(engine: Any, raw: dict[str, Any], username: str, passw
         _upsert(session, record, now)
         session.flush()
         try:
+            # The citizen registering is the one who makes the account.
             return add_account(session, username, password, Role.RESPONDER, now,
-                               responder_id=record.id)
+                               responder_id=record.id, actor=username.strip())
         except AccountError as exc:
             raise RegistrationError([str(exc)]) from exc
 

@@ -84,6 +84,10 @@ def mosquitto_conf(folder: Path, port: int, host: str = "127.0.0.1",
         # Alerts are many small packets: without this, Nagle's algorithm holds each behind the
         # previous one's delayed ACK (40 ms on Linux) on the way to responders and back.
         "set_tcp_nodelay true",
+        # A session nobody resumes (a retired worker, an app gone) is dropped with what waits
+        # in it after 30 days, as long as an incident's address is kept ([retention]
+        # incident_personal_days; docs/data-map.md). Clients subscribe again on connecting.
+        "persistent_client_expiration 30d",
     ]
     if persistence:
         lines += ["persistence true", f"persistence_location {folder}/"]

@@ -15,9 +15,11 @@ from sqlalchemy import text
 from sqlmodel import Session, col, select
 from werkzeug.security import check_password_hash, generate_password_hash
 
+import alarm_core.models  # noqa: F401  (the responder table console_user refers to)
+from fleet import audit
 from fleet.db import session_scope
 from fleet.errors import FleetError
-from fleet.models import ConsoleUser, Manager, Municipality
+from fleet.models import ConsoleUser, Manager, Municipality, utcnow
 
 MIN_PASSWORD_LENGTH = 10
 # Checked against for unknown user names, so that a log-in takes as long with or without one.
@@ -73,47 +75,94 @@ def password_problem(password: str) -> str | None:
 
 def create_account(engine: Any, username: str, password: str, role: str, now: datetime, *,
                    manager: str | None = None, municipality: str | None = None,
-                   responder_id: str | None = None) -> Account:
+                   responder_id: str | None = None, actor: str = audit.SYSTEM) -> Account:
     """Create an account; a manager account names its manager, a municipality account its
-    municipality, a responder account its responder."""
+    municipality, a responder account its responder. `actor` is who creates it (the audit
+    log's entry)."""
     with session_scope(engine) as session:
         return add_account(session, username, password, role, now, manager=manager,
-                           municipality=municipality, responder_id=responder_id)
+                           municipality=municipality, responder_id=responder_id, actor=actor)
 
 
 def add_account(session: Session, username: str, password: str, role: str, now: datetime, *,
                 manager: str | None = None, municipality: str | None = None,
-                responder_id: str | None = None) -> Account:
+                responder_id: str | None = None, actor: str = audit.SYSTEM) -> Account:
     """`create_account` inside the caller's transaction."""
-    try:
-        kind = Role(role)
-    except ValueError:
-        raise AccountError(f"unknown role {role!r}; one of {', '.join(Role)}") from None
+    kind = _role(role)
     username = username.strip()
     if not username or len(username) > 64:
         raise AccountError("a user name has 1 to 64 characters")
     problem = password_problem(password)
     if problem:
         raise AccountError(problem)
+    _check_scope(kind, manager, municipality, responder_id)
+    if _user(session, username) is not None:
+        raise AccountError(f"user name {username!r} is taken")
+    user = ConsoleUser(username=username, password_hash=generate_password_hash(password),
+                       role=kind.value, created_at=now)
+    _give_role(session, user, kind, manager, municipality, responder_id)
+    session.add(user)
+    session.flush()
+    account = _account(session, user)
+    audit.record(session, now, actor, audit.AuditAction.USER_CREATED, username,
+                 audit.changed_fields({}, _scope_of(account)))
+    return account
+
+
+def change_role(engine: Any, username: str, role: str, now: datetime, *,
+                manager: str | None = None, municipality: str | None = None,
+                responder_id: str | None = None, actor: str = audit.SYSTEM) -> Account:
+    """Give an account another role (or the same role another scope); takes effect with the
+    account's next request."""
+    with session_scope(engine) as session:
+        user = _named_user(session, username)
+        before = _scope_of(_account(session, user))
+        kind = _role(role)
+        _check_scope(kind, manager, municipality, responder_id)
+        _give_role(session, user, kind, manager, municipality, responder_id)
+        session.flush()
+        account = _account(session, user)
+        changes = audit.changed_fields(before, _scope_of(account))
+        if changes:
+            audit.record(session, now, actor, audit.AuditAction.USER_ROLE_CHANGED, username,
+                         changes)
+        return account
+
+
+def _role(role: str) -> Role:
+    try:
+        return Role(role)
+    except ValueError:
+        raise AccountError(f"unknown role {role!r}; one of {', '.join(Role)}") from None
+
+
+def _check_scope(kind: Role, manager: str | None, municipality: str | None,
+                 responder_id: str | None) -> None:
+    """A manager account names its manager, a municipality account its municipality, a
+    responder account its responder."""
     needs = {Role.MANAGER: ("manager", manager), Role.MUNICIPALITY: ("municipality", municipality),
              Role.RESPONDER: ("responder", responder_id)}
     if kind in needs and not needs[kind][1]:
         raise AccountError(f"a {kind.value} account needs --{needs[kind][0]}")
-    if _user(session, username) is not None:
-        raise AccountError(f"user name {username!r} is taken")
-    user = ConsoleUser(username=username, password_hash=generate_password_hash(password),
-                       role=kind.value, created_at=now,
-                       responder_id=responder_id if kind == Role.RESPONDER else None)
-    if kind == Role.MANAGER:
-        user.manager_id = _id_of(session, Manager, manager)
-    if kind == Role.MUNICIPALITY:
-        user.municipality_id = _id_of(session, Municipality, municipality)
+
+
+def _give_role(session: Session, user: ConsoleUser, kind: Role, manager: str | None,
+               municipality: str | None, responder_id: str | None) -> None:
+    """Set the role and the one scope it has (manager, municipality or responder)."""
+    user.role = kind.value
+    user.manager_id = _id_of(session, Manager, manager) if kind == Role.MANAGER else None
+    user.municipality_id = (_id_of(session, Municipality, municipality)
+                            if kind == Role.MUNICIPALITY else None)
     if kind == Role.RESPONDER and session.execute(
             text("SELECT 1 FROM responder WHERE id = :id"), {"id": responder_id}).first() is None:
         raise AccountError(f"no responder with id {responder_id!r}")
-    session.add(user)
-    session.flush()
-    return _account(session, user)
+    user.responder_id = responder_id if kind == Role.RESPONDER else None
+
+
+def _scope_of(account: Account) -> dict[str, Any]:
+    """An account's role and scope as the audit log compares them."""
+    return {"role": account.role.value, "manager": account.manager,
+            "municipality": account.municipality, "responder_id": account.responder_id}
 
 
 def _user(session: Session, username: str) -> ConsoleUser | None:
@@ -180,14 +229,23 @@ def list_accounts(engine: Any) -> list[tuple[Account, datetime | None]]:
         return [(_account(session, user), user.disabled_at) for user in users]
 
 
-def set_password(engine: Any, username: str, password: str) -> None:
+def set_password(engine: Any, username: str, password: str, *, actor: str = audit.SYSTEM,
+                 now: datetime | None = None) -> None:
+    """A new password: every session made before it ends (the audit entry says who set it,
+    never the password or its hash)."""
     problem = password_problem(password)
     if problem:
         raise AccountError(problem)
     with session_scope(engine) as session:
         _named_user(session, username).password_hash = generate_password_hash(password)
+        audit.record(session, now or utcnow(), actor, audit.AuditAction.USER_PASSWORD_SET,
+                     username)
 
 
-def disable_account(engine: Any, username: str, now: datetime) -> None:
+def disable_account(engine: Any, username: str, now: datetime, *,
+                    actor: str = audit.SYSTEM) -> None:
     with session_scope(engine) as session:
-        _named_user(session, username).disabled_at = now
+        user = _named_user(session, username)
+        changes = audit.changed_fields({"disabled_at": user.disabled_at}, {"disabled_at": now})
+        user.disabled_at = now
+        audit.record(session, now, actor, audit.AuditAction.USER_DISABLED, username, changes)

@@ -1,26 +1,32 @@
 """Changes a person makes in the console: register or edit an AED, declare it ready.
 
-Each change re-records the AED's readiness in the same step, so the fleet page shows its effect
-at once instead of after the ingest's next sweep.
+Each change re-records the AED's readiness and writes its audit entry in the same transaction,
+so the fleet page shows its effect at once instead of after the ingest's next sweep, and no
+change is ever stored without its entry.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import shapely
-from sqlalchemy import delete, update
+from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from fleet import audit
 from fleet.db import session_scope
 from fleet.errors import FleetError
 from fleet.ingest.readiness import ReadinessRecorder
-from fleet.models import Aed, AedCreate, Cabinet, Municipality
-from fleet.registry import import_registry, record_declaration
+from fleet.models import Aed, AedBase, AedCreate, Cabinet, Manager, Municipality
+from fleet.registry import add_declaration, store_records
 from fleet.registry_file import ParsedFile
 from fleet.settings import Settings
+
+SECRET_FIELDS = ("cabinet_code",)
+"""The cabinet's access code is shown as changed, never its value."""
 
 
 class AedNotSaved(FleetError):
@@ -47,35 +53,51 @@ def cabinet_holder(engine: Engine, device_id: str) -> tuple[bool, str | None]:
 def save_aed(engine: Engine, record: AedCreate, settings: Settings, now: datetime, by: str,
              *, new: bool = False) -> None:
     """Create (`new`: only if the id is free) or update one AED with every field of `record`:
-    an empty cabinet field unlinks the cabinet; the municipality follows the position."""
-    with Session(engine) as session:
-        before = session.get(Aed, record.id)
-        moved_from = None if before is None else (before.lat, before.lon)
-    if new:
-        try:
-            with session_scope(engine) as session:
-                session.add(Aed(id=record.id, lat=record.lat, lon=record.lon, created_at=now,
-                                updated_at=now, out_of_service=True))
-        except IntegrityError:
-            raise AedNotSaved("an AED with this id is already registered", "id") from None
+    an empty cabinet field unlinks the cabinet; the municipality follows the position.
+
+    The change, its audit entry (by `by`) and the AED's new readiness are one transaction."""
     try:
-        report = import_registry(engine, ParsedFile(format="console", records=[(1, record)]))
-        if report.rejections:
-            raise AedNotSaved("; ".join(r.reason for r in report.rejections))
-    except BaseException:
-        if new:  # the id was held for this record alone: free it again
-            with session_scope(engine) as session:
-                session.execute(delete(Aed).where(col(Aed.id) == record.id))
+        with session_scope(engine) as session:
+            before = session.get(Aed, record.id)
+            if new and before is not None:
+                raise AedNotSaved("an AED with this id is already registered", "id")
+            old = audited_fields(session, before) if before is not None else {}
+            report = store_records(session, ParsedFile(format="console", records=[(1, record)]))
+            if report.rejections:
+                raise AedNotSaved("; ".join(r.reason for r in report.rejections))
+            if record.device_id is None:
+                session.execute(update(Cabinet).where(col(Cabinet.aed_id) == record.id)
+                                .values(aed_id=None))
+            aed = session.get(Aed, record.id)
+            assert aed is not None
+            if before is not None and (old["lat"], old["lon"]) != (aed.lat, aed.lon):
+                _leave_municipality_if_outside(session, aed)
+            session.flush()
+            changes = audit.changed_fields(old, audited_fields(session, aed),
+                                           secret=SECRET_FIELDS)
+            if before is None or changes:
+                audit.record(session, now, by, audit.AuditAction.AED_CREATED if before is None
+                             else audit.AuditAction.AED_EDITED, record.id, changes)
+            ReadinessRecorder(session, settings, now).refresh(
+                [record.id], f"edited in the console by {by}")
+    except IntegrityError:
+        if new:  # registered by someone else at the same moment
+            raise AedNotSaved("an AED with this id is already registered", "id") from None
         raise
-    with session_scope(engine) as session:
-        if record.device_id is None:
-            session.execute(update(Cabinet).where(col(Cabinet.aed_id) == record.id)
-                            .values(aed_id=None))
-        aed = session.get(Aed, record.id)
-        assert aed is not None
-        if moved_from is not None and moved_from != (aed.lat, aed.lon):
-            _leave_municipality_if_outside(session, aed)
-    refresh_readiness(engine, settings, [record.id], now, f"edited in the console by {by}")
+
+
+def audited_fields(session: Session, aed: Aed) -> dict[str, Any]:
+    """What the audit log compares of an AED: its registered fields, municipality, manager
+    and cabinet."""
+    values = aed.model_dump(include=set(AedBase.model_fields))
+    municipality = session.get(Municipality, aed.municipality_id) if aed.municipality_id \
+        else None
+    manager = session.get(Manager, aed.manager_id) if aed.manager_id else None
+    values.update(municipality=municipality.name if municipality else None,
+                  manager=manager.name if manager else None,
+                  device_id=session.exec(select(Cabinet.device_id)
+                                         .where(Cabinet.aed_id == aed.id)).first())
+    return values
 
 
 def _leave_municipality_if_outside(session: Session, aed: Aed) -> None:
@@ -89,10 +111,13 @@ def _leave_municipality_if_outside(session: Session, aed: Aed) -> None:
 
 
 def declare_ready(engine: Engine, settings: Settings, aed_id: str, by: str, declared_at: datetime,
-                  now: datetime, note: str | None = None) -> None:
-    """Record a manager's 'ready for deployment' declaration and its effect on readiness."""
-    record_declaration(engine, aed_id, by, declared_at, now, note=note)
-    refresh_readiness(engine, settings, [aed_id], now, f"declared ready by {by}")
+                  now: datetime, note: str | None = None, *, actor: str | None = None) -> None:
+    """Record a manager's 'ready for deployment' declaration, its audit entry (by `actor`,
+    default the declarant) and its effect on readiness, in one transaction."""
+    with session_scope(engine) as session:
+        add_declaration(session, aed_id, by, declared_at, now, note, actor=actor or by)
+        ReadinessRecorder(session, settings, now).refresh([aed_id], f"declared ready by {by}")
+
 
 
 def refresh_readiness(engine: Engine, settings: Settings, aed_ids: list[str], now: datetime,

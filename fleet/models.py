@@ -244,3 +244,24 @@ class SweepMark(SQLModel, table=True):
 
     name: str = Field(primary_key=True, max_length=40)
     at: datetime = Field(sa_type=UtcDateTime)
+
+
+class AuditEntry(SQLModel, table=True):
+    """One change a person or job made to an AED or an account, written in the transaction of
+    the change itself.
+
+    Append-only: no code path updates an entry (the database refuses it), and only the
+    retention job deletes them, after `[retention] audit_years`. `changes` is a JSON object of
+    field -> [old, new]; secrets (passwords, hashes, cabinet access codes) never appear in it.
+    """
+
+    __tablename__ = "audit_log"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(sa_type=UtcDateTime, index=True)
+    actor: str = Field(max_length=200, index=True)
+    """A console user name, `cli:<os user>`, or `system` (a job, a test, the demo)."""
+    action: str = Field(max_length=40, index=True)
+    object_id: str = Field(max_length=200, index=True)
+    """What was changed: an AED id, a user name, an import file's name."""
+    changes: str = Field(default="{}", sa_column=Column(Text, nullable=False))

@@ -17,6 +17,7 @@ import numpy as np
 import shapely
 from numpy.typing import NDArray
 from shapely.geometry import shape
+from shapely.strtree import STRtree
 
 
 @dataclass(frozen=True)
@@ -91,3 +92,47 @@ def sample_points(areas: Pc4Areas, weights: NDArray[np.float64], count: int,
             needed -= len(hits)
         out[where] = np.concatenate(found)
     return out
+
+
+@dataclass(frozen=True)
+class Pc4Place:
+    """The PC4 area a point lies in: its code, municipality and centroid."""
+
+    postcode: str
+    municipality: str
+    lat: float
+    lon: float
+
+
+NEAREST_WITHIN_DEG = 0.003
+"""A point just outside every area (the simplified outlines leave slivers at coasts and
+borders) belongs to the nearest one within about 300 m."""
+
+
+class Pc4Locator:
+    """Point-in-polygon lookup over the PC4 areas (an R-tree of their polygons)."""
+
+    def __init__(self, areas: Pc4Areas) -> None:
+        self._areas = areas
+        shapely.prepare(areas.polygons)
+        self._tree = STRtree(areas.polygons)
+
+    def locate(self, lat: float, lon: float) -> Pc4Place | None:
+        """The area containing the point (or the nearest one very close by), else None."""
+        point = shapely.Point(lon, lat)
+        hits = self._tree.query(point, predicate="intersects")
+        if len(hits) == 0:
+            hits = self._tree.query_nearest(point, max_distance=NEAREST_WITHIN_DEG)
+        if len(hits) == 0:
+            return None
+        index = int(min(hits))
+        centroid = self._areas.polygons[index].centroid
+        return Pc4Place(f"{int(self._areas.postcodes[index]):04d}",
+                        self._areas.municipalities[index],
+                        round(float(centroid.y), 5), round(float(centroid.x), 5))
+
+
+@lru_cache(maxsize=1)
+def pc4_locator() -> Pc4Locator:
+    """The locator over the bundled PC4 areas (built once per process, about a second)."""
+    return Pc4Locator(load_pc4())

@@ -14,6 +14,7 @@ from sqlalchemy import Engine, func
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
+from fleet import audit
 from fleet.access import ACCESS_REASONS, Accessibility, accessible_at
 from fleet.db import session_scope
 from fleet.errors import InvalidDeclarationError, UnknownAedError
@@ -92,42 +93,54 @@ def municipality_locator(session: Session) -> MunicipalityLocator | None:
     return MunicipalityLocator([(n, g) for n, g in rows if g]) if rows else None
 
 
-def import_registry(engine: Engine, parsed: ParsedFile, progress: Any = None) -> ImportReport:
+def import_registry(engine: Engine, parsed: ParsedFile, progress: Any = None, *,
+                    actor: str = audit.SYSTEM, name: str | None = None) -> ImportReport:
     """Store the parsed records in one transaction: new ids inserted, known ids updated.
 
     Only the fields a file provides are written, so an OpenStreetMap re-import never wipes a
     manager's pads expiry. A row whose cabinet belongs to another AED is rejected; if the
-    transaction fails, nothing of the file is kept.
+    transaction fails, nothing of the file is kept. The audit log gets one entry for the
+    import (`name`: the file's), with its counts.
     """
+    with session_scope(engine) as session:
+        report = store_records(session, parsed, progress)
+        audit.record(session, datetime.now(UTC), actor, audit.AuditAction.AEDS_IMPORTED,
+                     name or parsed.format,
+                     {key: report.to_json()[key]
+                      for key in ("rows", "created", "updated", "unchanged", "rejected")})
+    return report
+
+
+def store_records(session: Session, parsed: ParsedFile, progress: Any = None) -> ImportReport:
+    """`import_registry` inside the caller's transaction, without its audit entry."""
     report = ImportReport(format=parsed.format, rows=parsed.rows,
                           rejections=list(parsed.rejections), notes=list(parsed.notes))
-    with session_scope(engine) as session:
-        locator = municipality_locator(session)
-        municipalities = {m.name: m for m in session.exec(select(Municipality))}
-        managers = {m.name: m for m in session.exec(select(Manager))}
-        records = parsed.records
-        for start in range(0, len(records), CHUNK):
-            chunk = records[start:start + CHUNK]
-            ids = [record.id for _, record in chunk]
-            existing = {a.id: a for a in session.exec(select(Aed).where(col(Aed.id).in_(ids)))}
-            devices = [r.device_id for _, r in chunk if r.device_id]
-            cabinets = {c.device_id: c for c in session.exec(
-                select(Cabinet).where(col(Cabinet.device_id).in_(devices)
-                                      | col(Cabinet.aed_id).in_(ids)))}
-            held = {c.aed_id: c for c in cabinets.values() if c.aed_id}
-            places = [_municipality_of(record, locator) for _, record in chunk]
-            report.municipalities_assigned += sum(
-                1 for (_, record), place in zip(chunk, places, strict=True)
-                if place and not record.municipality)
-            _add_missing(session, municipalities, Municipality, places)
-            _add_missing(session, managers, Manager, [r.manager for _, r in chunk])
-            for (line, record), place in zip(chunk, places, strict=True):
-                _store_record(session, line, record, existing, cabinets, held,
-                              municipalities.get(place) if place else None,
-                              managers.get(record.manager) if record.manager else None, report)
-            session.flush()
-            if progress is not None:
-                progress.update(len(chunk))
+    locator = municipality_locator(session)
+    municipalities = {m.name: m for m in session.exec(select(Municipality))}
+    managers = {m.name: m for m in session.exec(select(Manager))}
+    records = parsed.records
+    for start in range(0, len(records), CHUNK):
+        chunk = records[start:start + CHUNK]
+        ids = [record.id for _, record in chunk]
+        existing = {a.id: a for a in session.exec(select(Aed).where(col(Aed.id).in_(ids)))}
+        devices = [r.device_id for _, r in chunk if r.device_id]
+        cabinets = {c.device_id: c for c in session.exec(
+            select(Cabinet).where(col(Cabinet.device_id).in_(devices)
+                                  | col(Cabinet.aed_id).in_(ids)))}
+        held = {c.aed_id: c for c in cabinets.values() if c.aed_id}
+        places = [_municipality_of(record, locator) for _, record in chunk]
+        report.municipalities_assigned += sum(
+            1 for (_, record), place in zip(chunk, places, strict=True)
+            if place and not record.municipality)
+        _add_missing(session, municipalities, Municipality, places)
+        _add_missing(session, managers, Manager, [r.manager for _, r in chunk])
+        for (line, record), place in zip(chunk, places, strict=True):
+            _store_record(session, line, record, existing, cabinets, held,
+                          municipalities.get(place) if place else None,
+                          managers.get(record.manager) if record.manager else None, report)
+        session.flush()
+        if progress is not None:
+            progress.update(len(chunk))
     return report
 
 
@@ -200,20 +213,32 @@ def _store_record(session: Session, line: int, record: AedCreate, existing: dict
 
 
 def record_declaration(engine: Engine, aed_id: str, declared_by: str, declared_at: datetime,
-                       now: datetime, note: str | None = None) -> ReadinessDeclaration:
-    """Store a manager's 'ready for deployment' declaration for an AED."""
+                       now: datetime, note: str | None = None, *,
+                       actor: str = audit.SYSTEM) -> ReadinessDeclaration:
+    """Store a manager's 'ready for deployment' declaration for an AED, and its audit entry."""
+    with session_scope(engine) as session:
+        return add_declaration(session, aed_id, declared_by, declared_at, now, note,
+                               actor=actor)
+
+
+def add_declaration(session: Session, aed_id: str, declared_by: str, declared_at: datetime,
+                    now: datetime, note: str | None = None, *,
+                    actor: str = audit.SYSTEM) -> ReadinessDeclaration:
+    """`record_declaration` inside the caller's transaction."""
     if declared_at > now + timedelta(minutes=5):
         raise InvalidDeclarationError(
             f"declaration time {iso_time(declared_at)} lies in the future: "
             "declare what was checked")
     if not declared_by.strip():
         raise InvalidDeclarationError("a declaration needs the name of who declares")
-    with session_scope(engine) as session:
-        if session.get(Aed, aed_id) is None:
-            raise UnknownAedError(f"no AED with id {aed_id}")
-        declaration = ReadinessDeclaration(aed_id=aed_id, declared_at=declared_at,
-                                           declared_by=declared_by, note=note)
-        session.add(declaration)
+    if session.get(Aed, aed_id) is None:
+        raise UnknownAedError(f"no AED with id {aed_id}")
+    declaration = ReadinessDeclaration(aed_id=aed_id, declared_at=declared_at,
+                                       declared_by=declared_by, note=note, recorded_at=now)
+    session.add(declaration)
+    audit.record(session, now, actor, audit.AuditAction.AED_READINESS_DECLARED, aed_id,
+                 audit.changed_fields({}, {"declared_by": declared_by,
+                                           "declared_at": declared_at, "note": note}))
     return declaration
 
 

@@ -11,10 +11,18 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -45,9 +53,15 @@ class IngestSettings(BaseModel):
     ack_gap_grace_s: float = Field(default=120.0, ge=0)
     """A cabinet is acked only up to a missing seq until that gap is this old (see docs)."""
     ledger_retention_days: int = Field(default=30, ge=1)
-    dead_letter_retention_days: int = Field(default=90, ge=1)
     metrics_http: str = ""
     """host:port where the worker serves Prometheus `/metrics`; empty: off."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved(cls, values: Any) -> Any:
+        if isinstance(values, dict) and "dead_letter_retention_days" in values:
+            raise ValueError("dead_letter_retention_days moved to [retention] dead_letter_days")
+        return values
 
 
 class TimeSeriesSettings(BaseModel):
@@ -120,6 +134,32 @@ class CoverageSettings(BaseModel):
     """The console's live coverage applies changed AEDs at most this often."""
     full_refresh_minutes: float = Field(default=15.0, gt=0)
     """... and recomputes everything (responders, opening hours) this often."""
+
+
+class RetentionSettings(BaseModel):
+    """How long personal data is kept (`[retention]`); `aedfleet retention run` enforces it.
+
+    Positions of responders on the way are deleted by `[dispatch] location_retention_minutes`
+    after acceptance, the app's last position once it is `app_location_max_age_minutes` old:
+    the alarm core's tick does both, and so does the retention job (for when it is down).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    incident_personal_days: int = Field(default=30, ge=1)
+    """Days after an incident closed until its personal data goes: the address, free text and
+    exact place (coarsened to the PC4 area), who was alerted, messages to responders."""
+    questionnaire_days: int = Field(default=365, ge=1)
+    """Days after a questionnaire was sent (an aftercare request made) until it is detached
+    from the responder."""
+    outbox_days: int = Field(default=30, ge=1)
+    """Days messages to responders (alerts, cancels, links, reminders) are kept, sent or not."""
+    dead_letter_days: int = Field(default=30, ge=1)
+    """Days rejected messages (cabinets' and responder apps') are kept for diagnosis."""
+    audit_years: int = Field(default=5, ge=1)
+    """Years audit log entries are kept."""
+    batch_size: int = Field(default=500, ge=1, le=10_000)
+    """Rows changed per transaction: the job never holds a national table for long."""
 
 
 TILE_HOST = re.compile(r"(\{s\}\.)?[A-Za-z0-9.-]+(:[0-9]{1,5})?")
@@ -197,6 +237,7 @@ class Settings(BaseSettings):
     alarm: AlarmSettings = AlarmSettings()
     coverage: CoverageSettings = CoverageSettings()
     web: WebSettings = WebSettings()
+    retention: RetentionSettings = RetentionSettings()
 
     @field_validator("timezone")
     @classmethod

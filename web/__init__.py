@@ -42,6 +42,7 @@ def create_app(engine: Any, *, settings: Settings | None = None, alarm_core: Any
     from web.api.coverage import bp as coverage_api
     from web.api.incidents import bp as incidents_api
     from web.api.openapi import bp as api_docs
+    from web.console.audit import bp as audit
     from web.console.auth import bp as auth
     from web.console.fleet import bp as fleet
     from web.console.incidents import bp as dispatch
@@ -59,7 +60,8 @@ def create_app(engine: Any, *, settings: Settings | None = None, alarm_core: Any
     limiter = install(app, settings)
     app.extensions["aedfleet_limiter"] = limiter  # the limits' wrappers hold it weakly only
     register_error_handlers(app)
-    for blueprint in (auth, fleet, maps, dispatch, responder, questionnaire_links, api_docs):
+    for blueprint in (auth, fleet, maps, dispatch, responder, questionnaire_links, audit,
+                      api_docs):
         app.register_blueprint(blueprint)
     # Machine callers authenticate with bearer tokens, not cookies: no CSRF token to send.
     csrf = app.extensions["csrf"]

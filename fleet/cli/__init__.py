@@ -6,8 +6,10 @@ on a cabinet's small computer loads the agent, not the registry, web and databas
 
 from __future__ import annotations
 
+import getpass
 import importlib
 import logging
+import os
 import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -31,6 +33,7 @@ COMMANDS = {
     "broker-config": "device_agents.cli:broker_config",
     "aftercare": "fleet.cli.alarm:aftercare",
     "alarm": "fleet.cli.alarm:alarm",
+    "audit": "fleet.cli.audit:audit",
     "coverage": "fleet.cli.coverage:coverage",
     "db": "fleet.cli.db:db",
     "declare": "fleet.cli.aeds:declare",
@@ -43,6 +46,7 @@ COMMANDS = {
     "municipalities": "fleet.cli.db:municipalities",
     "notify": "fleet.cli.notify:notify",
     "responders": "fleet.cli.responders:responders",
+    "retention": "fleet.cli.retention:retention",
     "serve": "fleet.cli.serve:serve",
     "simulate": "device_agents.cli:simulate",
     "tokens": "fleet.cli.alarm:tokens",
@@ -65,6 +69,15 @@ class Context:
 
             self._settings = load_settings()
         return self._settings
+
+    @property
+    def actor(self) -> str:
+        """Who the audit log names for a change made with this command: `cli:<os user>`."""
+        try:
+            user = getpass.getuser()
+        except (KeyError, OSError):  # no user name known for this uid
+            user = f"uid-{os.getuid()}"
+        return f"cli:{user}"
 
     @property
     def unchecked_engine(self) -> Engine:

@@ -101,7 +101,8 @@ def declare(ctx: Context, aed_id: str, declared_by: str, at: str | None,
     """Record a manager's declaration that AED_ID is ready for deployment."""
     now = parse_time(None, ctx.settings)
     declared_at = parse_time(at, ctx.settings) if at else now
-    record_declaration(ctx.engine, aed_id, declared_by, declared_at, now, note)
+    record_declaration(ctx.engine, aed_id, declared_by, declared_at, now, note,
+                       actor=ctx.actor)
     with Session(ctx.engine) as session:
         status = aed_status(session, ctx.settings, aed_id, now)
     click.echo(f"declaration recorded for {aed_id}; readiness now {status.readiness.state.value}"

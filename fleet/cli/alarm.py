@@ -17,7 +17,7 @@ import click
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col
 
-from fleet.cli import Context, parse_time, pass_context
+from fleet.cli import Context, parse_time, pass_context, register_export
 
 
 def _host_port(value: str) -> tuple[str, int]:
@@ -178,7 +178,7 @@ def dispatch(ctx: Context, lat: float, lon: float, at: str | None, as_json: bool
 
 @click.group()
 def incidents() -> None:
-    """Incidents: list, show, close."""
+    """Incidents: list, show, close, and the anonymised export for the register."""
 
 
 @incidents.command("list")
@@ -313,3 +313,6 @@ def aftercare_done(ctx: Context, task_id: int, note: str | None) -> None:
         task.done_at, task.note = datetime.now(UTC), note
         session.add(task)
     click.echo(f"aftercare task {task_id} done")
+
+
+incidents.add_command(register_export.export)

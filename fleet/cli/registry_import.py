@@ -27,7 +27,8 @@ def import_file(ctx: Context, file: Path, id_prefix: str, source: str | None,
     """
     parsed = read_registry_file(file, id_prefix=id_prefix, source=source)
     with progress_bar(len(parsed.records), f"importing {file.name}") as bar:
-        report = import_registry(ctx.engine, parsed, progress=bar)
+        report = import_registry(ctx.engine, parsed, progress=bar, actor=ctx.actor,
+                                 name=file.name)
     if as_json:
         click.echo(json.dumps(report.to_json(), ensure_ascii=False, indent=2))
     else:

@@ -1,4 +1,6 @@
-"""`aedfleet users`: console accounts (add, list, set a password, disable)."""
+"""`aedfleet users`: console accounts (add, list, change the role, set a password, disable).
+
+Every change is written to the audit log as made by `cli:<os user>`."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import click
 from fleet.accounts import (
     ROLE_DESCRIPTIONS,
     Role,
+    change_role,
     create_account,
     disable_account,
     list_accounts,
@@ -38,8 +41,26 @@ def add(ctx: Context, username: str, role: str, manager: str | None, municipalit
     """Create an account."""
     account = create_account(ctx.engine, username, password, role, datetime.now(UTC),
                              manager=manager, municipality=municipality,
-                             responder_id=responder_id)
+                             responder_id=responder_id, actor=ctx.actor)
     click.echo(f"created {account.username} ({account.role.value})")
+
+
+@users.command("role")
+@click.argument("username")
+@click.option("--role", required=True, type=click.Choice([r.value for r in Role]), help=ROLE_HELP)
+@click.option("--manager", help="The AED manager a manager account looks after.")
+@click.option("--municipality", help="The municipality of a municipality account.")
+@click.option("--responder", "responder_id", help="The responder id of a responder account.")
+@pass_context
+def role(ctx: Context, username: str, role: str, manager: str | None, municipality: str | None,
+         responder_id: str | None) -> None:
+    """Give an account another role or scope (from its next page on)."""
+    account = change_role(ctx.engine, username, role, datetime.now(UTC), manager=manager,
+                          municipality=municipality, responder_id=responder_id,
+                          actor=ctx.actor)
+    scope = account.manager or account.municipality or account.responder_id
+    click.echo(f"{account.username} is now {account.role.value}"
+               + (f" ({scope})" if scope else ""))
 
 
 @users.command("list")
@@ -63,7 +84,7 @@ def list_users(ctx: Context, as_json: bool) -> None:
 @pass_context
 def passwd(ctx: Context, username: str, password: str) -> None:
     """Set a new password."""
-    set_password(ctx.engine, username, password)
+    set_password(ctx.engine, username, password, actor=ctx.actor, now=datetime.now(UTC))
     click.echo(f"password of {username} changed")
 
 
@@ -72,5 +93,5 @@ def passwd(ctx: Context, username: str, password: str) -> None:
 @pass_context
 def disable(ctx: Context, username: str) -> None:
     """Stop an account from logging in (its history stays)."""
-    disable_account(ctx.engine, username, datetime.now(UTC))
+    disable_account(ctx.engine, username, datetime.now(UTC), actor=ctx.actor)
     click.echo(f"{username} disabled")

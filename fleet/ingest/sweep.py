@@ -15,7 +15,8 @@ from sqlmodel import col
 
 from fleet.db import session_scope
 from fleet.ingest.readiness import ReadinessRecorder, mark_sweep
-from fleet.models import AppliedMessage, DeadLetter
+from fleet.models import AppliedMessage
+from fleet.retention import purge_dead_letters
 from fleet.settings import Settings
 
 
@@ -37,7 +38,6 @@ def sweep(engine: Engine, settings: Settings, now: datetime) -> SweepReport:
     with session_scope(engine) as session:
         ledger = session.execute(delete(AppliedMessage).where(
             col(AppliedMessage.applied_at) < now - timedelta(days=config.ledger_retention_days)))
-        letters = session.execute(delete(DeadLetter).where(
-            col(DeadLetter.received_at) < now - timedelta(days=config.dead_letter_retention_days)))
+    letters = purge_dead_letters(engine, settings, now)  # [retention] dead_letter_days
     return SweepReport(recorder.transitions, recorder.notices,
-                       ledger.rowcount, letters.rowcount)  # type: ignore[attr-defined]
+                       ledger.rowcount, letters)  # type: ignore[attr-defined]

@@ -85,7 +85,7 @@ USERS = {"admin": "ada", "manager": "mark", "municipality": "mia", "dispatcher":
          "responder": "rosa"}
 START_PAGES = {"admin": "/fleet", "manager": "/fleet", "municipality": "/coverage",
                "dispatcher": "/incidents", "responder": "/responder"}
-NAV = {"admin": ["Fleet health", "AED map", "Coverage", "Incidents", "API"],
+NAV = {"admin": ["Fleet health", "AED map", "Coverage", "Incidents", "Audit log", "API"],
        "manager": ["Fleet health", "AED map", "API"],
        "municipality": ["Fleet health", "AED map", "Coverage", "API"],
        "dispatcher": ["Incidents", "API"],
@@ -361,6 +361,24 @@ def test_a_manager_opens_an_aed_ticks_the_box_and_declares_it_ready(tab: Tab) ->
     tab.assert_no_errors()
 
 
+def test_the_admin_finds_who_created_an_account_in_the_audit_log(tab: Tab) -> None:
+    tab.log_in("admin")
+    page = tab.page
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Audit log").click()
+    expect(page).to_have_url(f"{tab.console.url}/audit")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Audit log")
+
+    page.get_by_label("AED id or user name").fill(USERS["manager"])
+    page.get_by_role("button", name="Filter").click()
+
+    rows = page.locator("table.audit tbody tr")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("user.created")
+    expect(rows.first).to_contain_text("role: — → manager")
+    tab.shot("audit")
+    tab.assert_no_errors()
+
+
 def test_a_manager_who_enters_invalid_opening_hours_sees_the_error_beside_the_field(
         tab: Tab) -> None:
     tab.log_in("manager")
@@ -631,7 +649,7 @@ def _pages_of(role: str, console: Console) -> list[str]:
     return {
         "anonymous": ["/login", "/responder/register"],
         "admin": ["/fleet", f"/fleet/aeds/{aed}", f"/fleet/aeds/{aed}/edit", "/fleet/aeds/new",
-                  "/map", "/incidents"],
+                  "/map", "/incidents", "/audit"],
         "municipality": ["/fleet", "/map", "/coverage"],
         "dispatcher": ["/incidents", f"/incidents/{console.incident_id}"],
         "responder": ["/responder"],

@@ -119,6 +119,10 @@ TABLE: list[tuple[str, str, str | None, tuple[int, ...]]] = [
      (OK, FORBIDDEN, FORBIDDEN, FORBIDDEN, OK, FORBIDDEN, TO_LOGIN)),
     ("GET", "/incidents/inc-000000000000", None,
      (NOT_FOUND, FORBIDDEN, FORBIDDEN, FORBIDDEN, NOT_FOUND, FORBIDDEN, TO_LOGIN)),
+    # the audit log: administrators only
+    ("GET", "/audit", None, (OK, FORBIDDEN, FORBIDDEN, FORBIDDEN, FORBIDDEN, FORBIDDEN, TO_LOGIN)),
+    ("GET", "/audit?object=a-3&user=noord&page=2", None,
+     (OK, FORBIDDEN, FORBIDDEN, FORBIDDEN, FORBIDDEN, FORBIDDEN, TO_LOGIN)),
     # responder self-service (the responder is r-1)
     ("GET", "/responder/register", None, every(OK)),
     ("GET", "/responder", None,

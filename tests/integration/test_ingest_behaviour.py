@@ -582,17 +582,19 @@ async def test_the_sweep_turns_a_silent_cabinet_unverified_and_prunes_what_outli
     again = sweep(engine, settings, silent)
     assert (again.transitions, again.notices) == (0, 0)
 
-    retention = settings.ingest
-    before_ledger_expiry = sweep(
-        engine, settings, reported + timedelta(days=retention.ledger_retention_days - 1))
+    # Dead letters kept longer than the ledger here, so that each is seen pruned on its own.
+    settings = settings.model_copy(update={"retention": settings.retention.model_copy(
+        update={"dead_letter_days": settings.ingest.ledger_retention_days + 30})})
+    ledger_days, letter_days = (settings.ingest.ledger_retention_days,
+                                settings.retention.dead_letter_days)
+    before_ledger_expiry = sweep(engine, settings, reported + timedelta(days=ledger_days - 1))
     assert (before_ledger_expiry.ledger_pruned, before_ledger_expiry.dead_letters_pruned) == (0, 0)
     after_ledger_expiry = sweep(
-        engine, settings, reported + timedelta(days=retention.ledger_retention_days, minutes=1))
+        engine, settings, reported + timedelta(days=ledger_days, minutes=1))
     assert (after_ledger_expiry.ledger_pruned, after_ledger_expiry.dead_letters_pruned) == (2, 0)
     assert ledger_count(engine) == 0 and len(dead_letters(engine)) == 2
     after_letter_expiry = sweep(
-        engine, settings,
-        reported + timedelta(days=retention.dead_letter_retention_days, minutes=1))
+        engine, settings, reported + timedelta(days=letter_days, minutes=1))
     assert (after_letter_expiry.ledger_pruned, after_letter_expiry.dead_letters_pruned) == (0, 2)
     assert dead_letters(engine) == []
     state = telemetry_state(engine, device)

@@ -180,5 +180,10 @@ def test_the_conf_switches_root_and_persistence(run_as_root: bool, persistence: 
     assert ("persistence true" in conf) is persistence
 
 
+def test_a_broker_session_nobody_resumes_is_dropped_after_30_days() -> None:
+    conf = mosquitto_conf(Path("/srv/broker"), 1883).splitlines()
+    assert "persistent_client_expiration 30d" in conf
+
+
 def test_reading_credentials_from_a_folder_without_them_gives_nothing(tmp_path: Path) -> None:
     assert read_credentials(tmp_path) == {}

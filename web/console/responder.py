@@ -12,7 +12,16 @@ from flask_login import login_user
 from sqlmodel import Session
 from werkzeug.wrappers import Response
 
-from alarm_core.aftercall import aftercare_of, answer_questionnaire, questionnaires_of
+from alarm_core.aftercall import (
+    ARRIVED_AFTER_MINUTES,
+    MAX_MINUTES,
+    QUESTIONS,
+    REMARKS,
+    aftercare_of,
+    answer_questionnaire,
+    minutes_answer,
+    questionnaires_of,
+)
 from alarm_core.errors import Refused, RegistrationError
 from alarm_core.models import Questionnaire, Responder, ResponderCreate
 from alarm_core.registry import register_responder, register_with_account, validate_responder
@@ -29,11 +38,6 @@ bp = Blueprint("responder", __name__, url_prefix="/responder")
 
 PROFILE_FIELDS = ("name", "email", "phone", "date_of_birth", "certificate_date", "training",
                   "channel", "home_lat", "home_lon", "work_lat", "work_lon")
-QUESTIONS = (
-    ("arrived", "Did you reach the patient?", ("yes", "no", "cancelled on the way")),
-    ("cpr", "Did you give chest compressions?", ("yes", "no")),
-    ("aed_used", "Was an AED attached?", ("yes", "no", "I do not know")),
-)
 
 
 def _form(names: tuple[str, ...]) -> dict[str, Any]:
@@ -162,9 +166,12 @@ def questionnaire_link(token: str) -> Any:
 def _questionnaire(found: Questionnaire, done_url: str) -> Any:
     problem = None
     if request.method == "POST":
-        answers = {key: request.form.get(key, "") for key, _, choices in QUESTIONS
-                   if request.form.get(key, "") in choices}
-        answers["remarks"] = (request.form.get("remarks") or "")[:2000]
+        answers: dict[str, Any] = {key: request.form.get(key, "") for key, _, choices in QUESTIONS
+                                   if request.form.get(key, "") in choices}
+        minutes = minutes_answer(request.form.get(ARRIVED_AFTER_MINUTES, ""))
+        if minutes is not None:
+            answers[ARRIVED_AFTER_MINUTES] = minutes
+        answers[REMARKS] = (request.form.get(REMARKS) or "")[:2000]
         wants_aftercare = request.form.get("aftercare") == "yes"
         try:
             answer_questionnaire(engine(), settings().dispatch, found.token, answers,
@@ -177,4 +184,5 @@ def _questionnaire(found: Questionnaire, done_url: str) -> Any:
                      if wants_aftercare else "."), "success")
             return redirect(done_url, code=303)
     return render_template("questionnaire.html", questionnaire=found, questions=QUESTIONS,
-                           problem=problem, moment=now()), 409 if problem else 200
+                           max_minutes=MAX_MINUTES, problem=problem,
+                           moment=now()), 409 if problem else 200
