@@ -7,6 +7,8 @@ change is ever stored without its entry.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import datetime
 from typing import Any
 
@@ -51,17 +53,24 @@ def cabinet_holder(engine: Engine, device_id: str) -> tuple[bool, str | None]:
 
 
 def save_aed(engine: Engine, record: AedCreate, settings: Settings, now: datetime, by: str,
-             *, new: bool = False) -> None:
+             *, new: bool = False, version: str | None = None) -> None:
     """Create (`new`: only if the id is free) or update one AED with every field of `record`:
     an empty cabinet field unlinks the cabinet; the municipality follows the position.
 
-    The change, its audit entry (by `by`) and the AED's new readiness are one transaction."""
+    `version` (from `aed_version` when the form was opened): refused when the AED has been
+    changed since, so that two people editing one AED never overwrite each other unseen. The
+    change, its audit entry (by `by`) and the AED's new readiness are one transaction."""
     try:
         with session_scope(engine) as session:
-            before = session.get(Aed, record.id)
+            # Locked (PostgreSQL) until the commit: a second editor waits, then sees this one's
+            # change. SQLite lets one writer at a time in anyway.
+            before = session.get(Aed, record.id, with_for_update=True)
             if new and before is not None:
                 raise AedNotSaved("an AED with this id is already registered", "id")
             old = audited_fields(session, before) if before is not None else {}
+            if version is not None and before is not None and _version(old) != version:
+                raise AedNotSaved("someone else changed this AED after you opened the form; "
+                                  "reload it to see their change and make yours again", "form")
             report = store_records(session, ParsedFile(format="console", records=[(1, record)]))
             if report.rejections:
                 raise AedNotSaved("; ".join(r.reason for r in report.rejections))
@@ -84,6 +93,18 @@ def save_aed(engine: Engine, record: AedCreate, settings: Settings, now: datetim
         if new:  # registered by someone else at the same moment
             raise AedNotSaved("an AED with this id is already registered", "id") from None
         raise
+
+
+def aed_version(engine: Engine, aed_id: str) -> str | None:
+    """A short fingerprint of what an editor sees of the AED (None: no such AED)."""
+    with Session(engine) as session:
+        aed = session.get(Aed, aed_id)
+        return None if aed is None else _version(audited_fields(session, aed))
+
+
+def _version(fields: dict[str, Any]) -> str:
+    document = json.dumps(fields, sort_keys=True, default=str)
+    return hashlib.sha256(document.encode()).hexdigest()[:16]
 
 
 def audited_fields(session: Session, aed: Aed) -> dict[str, Any]:

@@ -326,6 +326,35 @@ def test_opening_hours_that_do_not_parse_are_shown_on_the_form_and_nothing_is_sa
         assert (town_hall.name, town_hall.opening_hours) == ("Town hall", "24/7")
 
 
+def test_two_people_editing_one_aed_never_overwrite_each_other_unseen(
+        monitored: Console) -> None:
+    colleague = client_as(monitored.app, "admin")
+    mine = form_on(monitored.browser, "/fleet/aeds/town-hall/edit")
+    theirs = form_on(colleague, "/fleet/aeds/town-hall/edit")
+
+    first = colleague.post("/fleet/aeds/town-hall/edit",
+                           data={**theirs.fields, "name": "Town hall (east door)"})
+    second = monitored.browser.post("/fleet/aeds/town-hall/edit",
+                                    data={**mine.fields, "opening_hours": "Mo-Fr 08:00-18:00"})
+
+    assert first.status_code == 303
+    assert second.status_code == 422
+    assert "someone else changed this AED after you opened the form" in page_text(second)
+    with Session(monitored.engine) as session:
+        town_hall = session.get(Aed, "town-hall")
+        assert town_hall is not None
+        assert (town_hall.name, town_hall.opening_hours) == ("Town hall (east door)", "24/7")
+    # Reloaded, the form carries the colleague's change and saves.
+    again = submit(monitored.browser, "/fleet/aeds/town-hall/edit",
+                   opening_hours="Mo-Fr 08:00-18:00")
+    assert again.status_code == 303
+    with Session(monitored.engine) as session:
+        town_hall = session.get(Aed, "town-hall")
+        assert town_hall is not None
+        assert (town_hall.name, town_hall.opening_hours) == ("Town hall (east door)",
+                                                             "Mo-Fr 08:00-18:00")
+
+
 # -- telemetry history ----------------------------------------------------------------------------
 
 @pytest.fixture

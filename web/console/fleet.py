@@ -13,7 +13,14 @@ from werkzeug.wrappers import Response
 
 from fleet.access import ACCESS_REASONS, opening_hours_error
 from fleet.accounts import Role
-from fleet.editing import AedNotSaved, cabinet_holder, cabinet_of, declare_ready, save_aed
+from fleet.editing import (
+    AedNotSaved,
+    aed_version,
+    cabinet_holder,
+    cabinet_of,
+    declare_ready,
+    save_aed,
+)
 from fleet.errors import FleetError
 from fleet.health import (
     STATE_WORDS,
@@ -164,6 +171,7 @@ def _edit(aed_id: str | None) -> Any:
             values["manager"] = owner.name if owner else ""
             for key in ("indoor", "out_of_service"):
                 values[key] = {True: "yes", False: "no"}.get(values[key], "")
+            values["version"] = aed_version(engine(), aed_id) or ""
         managers = manager_names(session) if who.role == Role.ADMIN else []
     errors: dict[str, str] = {}
     if request.method == "POST":
@@ -180,10 +188,11 @@ def _edit(aed_id: str | None) -> Any:
                 record = None
         if record is not None:
             try:
-                save_aed(engine(), record, settings(), now(), who.username, new=aed_id is None)
+                save_aed(engine(), record, settings(), now(), who.username, new=aed_id is None,
+                         version=values.get("version") if aed_id is not None else None)
             except AedNotSaved as exc:
                 # A cabinet's reason names the AED holding it: only an admin sees it.
-                errors[exc.field] = (str(exc) if who.role == Role.ADMIN or exc.field == "id"
+                errors[exc.field] = (str(exc) if who.role == Role.ADMIN or exc.field != "device_id"
                                      else "this cabinet is already linked to another AED")
             else:
                 flash(f"AED {record.id} saved.", "success")
