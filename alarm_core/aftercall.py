@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -33,7 +34,7 @@ def minutes_answer(value: object) -> int | None:
     """A minutes answer as a whole number from 0 to 240, else None (not answered)."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and re.fullmatch(r"[0-9]{1,3}", value.strip()):
         value = int(value.strip())
     return value if isinstance(value, int) and 0 <= value <= MAX_MINUTES else None
 

@@ -43,14 +43,19 @@ def coarse_point(lat: float, lon: float, place: Pc4Place | None) -> tuple[float,
 
 
 def coarse_plan(plan: dict[str, Any], victim: tuple[float, float]) -> dict[str, Any]:
-    """The dispatch plan without people: the victim at the coarse place, the alerted by role
-    with their distances and times but without who they were, the AEDs without fetcher."""
-    kept = {key: value for key, value in plan.items() if key != "responders"}
+    """The dispatch plan without people or places: the victim at the coarse place, the alerted
+    by role with their distances and times but without who they were, the AEDs without fetcher,
+    position or distance."""
+    kept = {key: value for key, value in plan.items()
+            if key not in ("responders", "skipped_aeds")}
     if "victim" in plan:
         kept["victim"] = {"lat": victim[0], "lon": victim[1]}
     kept["responders"] = [{key: value for key, value in entry.items() if key != "id"}
                           for entry in plan.get("responders", [])]
-    kept["aeds"] = [{**aed, "fetcher_id": None} for aed in plan.get("aeds", [])]
+    # An AED's public place and its exact distance would give the victim's place back.
+    kept["aeds"] = [{key: value for key, value in aed.items()
+                     if key not in ("lat", "lon", "distance_m")} | {"fetcher_id": None}
+                    for aed in plan.get("aeds", [])]
     return kept
 
 

@@ -31,7 +31,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from dateutil.relativedelta import relativedelta
-from sqlalchemy import Engine, delete, exists, or_, update
+from sqlalchemy import Engine, delete, exists, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col
 
@@ -52,6 +52,7 @@ from alarm_core.models import (
     ResponderLocation,
 )
 from fleet.db import session_scope
+from fleet.errors import FleetError
 from fleet.models import AuditEntry, DeadLetter
 from fleet.register_export import ensure_summaries, live_record, place_of
 from fleet.settings import Settings
@@ -67,18 +68,49 @@ INCIDENT_SHARE = 10
 def run_retention(engine: Engine, settings: Settings, now: datetime) -> dict[str, int]:
     """Apply every retention rule at `now`; how many rows of each kind were removed,
     coarsened or detached."""
-    counts = {
-        "responder_locations": purge_responder_locations(engine, settings, now),
-        "incidents_coarsened": coarsen_incidents(engine, settings, now),
-        "questionnaires_detached": detach_questionnaires(engine, settings, now),
-        "aftercare_detached": detach_aftercare(engine, settings, now),
-        "outbox_messages": purge_outbox(engine, settings, now),
-        "dead_letters": purge_dead_letters(engine, settings, now),
-        "audit_entries": purge_audit_log(engine, settings, now),
+    rules = {
+        "responder_locations": purge_responder_locations,
+        "incidents_coarsened": coarsen_incidents,
+        "questionnaires_detached": detach_questionnaires,
+        "aftercare_detached": detach_aftercare,
+        "outbox_messages": purge_outbox,
+        "dead_letters": purge_dead_letters,
+        "audit_entries": purge_audit_log,
     }
+    counts: dict[str, int] = {}
+    failed: list[str] = []
+    for kind, rule in rules.items():
+        try:  # one failing rule never keeps the others from running
+            counts[kind] = rule(engine, settings, now)
+        except PartlyDone as exc:
+            counts[kind] = exc.done
+            failed.append(kind)
+        except Exception:
+            logger.exception("retention: %s failed", kind)
+            counts[kind] = 0
+            failed.append(kind)
+    if failed:
+        raise RetentionFailed(failed, counts)
     if any(counts.values()):
         logger.info("retention: %s", ", ".join(f"{k} {v}" for k, v in counts.items() if v))
     return counts
+
+
+class PartlyDone(Exception):
+    """A rule passed over rows it could not handle (logged) and did the others."""
+
+    def __init__(self, done: int) -> None:
+        super().__init__(f"{done} done, some passed over")
+        self.done = done
+
+
+class RetentionFailed(FleetError):
+    """Some rules failed (logged); the others ran. `counts` holds what was done."""
+
+    def __init__(self, kinds: list[str], counts: dict[str, int]) -> None:
+        super().__init__(f"retention failed for {', '.join(kinds)} (see the log); the other "
+                         "rules ran")
+        self.kinds, self.counts = kinds, counts
 
 
 def purge_responder_locations(engine: Engine, settings: Settings, now: datetime) -> int:
@@ -89,36 +121,55 @@ def purge_responder_locations(engine: Engine, settings: Settings, now: datetime)
 
 
 def coarsen_incidents(engine: Engine, settings: Settings, now: datetime) -> int:
-    """Remove the personal data of incidents closed `incident_personal_days` ago (an incident
-    that never closed counts from its intake); returns how many were coarsened."""
+    """Remove the personal data of incidents closed `incident_personal_days` ago (an open one
+    waits for its close, which the alarm core's timeout makes); returns how many were
+    coarsened. An incident that cannot be coarsened is logged and passed over; the others go
+    on."""
     cutoff = now - timedelta(days=settings.retention.incident_personal_days)
     batch = max(1, settings.retention.batch_size // INCIDENT_SHARE)
     done_already = exists().where(col(IncidentSummary.incident_id) == Incident.id,
                                   col(IncidentSummary.coarsened_at).is_not(None))
-    due = sa_select(col(Incident.id)).where(
-        or_(col(Incident.closed_at) < cutoff,
-            col(Incident.closed_at).is_(None) & (col(Incident.received_at) < cutoff)),
-        ~done_already).order_by(col(Incident.id)).limit(batch)
     coarsened = 0
+    passed_over: set[str] = set()
     while True:
+        due = sa_select(col(Incident.id)).where(
+            col(Incident.closed_at) < cutoff, ~done_already,
+            col(Incident.id).not_in(passed_over)).order_by(col(Incident.id)).limit(batch)
         with Session(engine) as session:
             candidates = list(session.execute(due).scalars())
         if not candidates:
-            return coarsened
-        with session_scope(engine) as session:
-            ensure_summaries(session, candidates)
-            # The claim: of two nodes, only one coarsens an incident (the other's update
-            # waits for the first's commit and then finds it done).
-            claimed = list(session.execute(
-                update(IncidentSummary)
-                .where(col(IncidentSummary.incident_id).in_(candidates),
-                       col(IncidentSummary.coarsened_at).is_(None))
-                .values(coarsened_at=now)
-                .returning(col(IncidentSummary.incident_id))).scalars())
-            _coarsen(session, claimed)
-        coarsened += len(claimed)
-        if not claimed or len(candidates) < batch:
-            return coarsened
+            break
+        try:
+            done = _claim_and_coarsen(engine, candidates, now)
+        except Exception:  # one bad incident must not hold up the rest: one at a time
+            done = []
+            for incident_id in candidates:
+                try:
+                    done += _claim_and_coarsen(engine, [incident_id], now)
+                except Exception:
+                    logger.exception("retention: incident %s not coarsened", incident_id)
+                    passed_over.add(incident_id)
+        coarsened += len(done)
+        if len(candidates) < batch:
+            break
+    if passed_over:
+        raise PartlyDone(coarsened)
+    return coarsened
+
+
+def _claim_and_coarsen(engine: Engine, candidates: list[str], now: datetime) -> list[str]:
+    with session_scope(engine) as session:
+        ensure_summaries(session, candidates)
+        # The claim: of two nodes, only one coarsens an incident (the other's update waits
+        # for the first's commit and then finds it done).
+        claimed = list(session.execute(
+            update(IncidentSummary)
+            .where(col(IncidentSummary.incident_id).in_(candidates),
+                   col(IncidentSummary.coarsened_at).is_(None))
+            .values(coarsened_at=now)
+            .returning(col(IncidentSummary.incident_id))).scalars())
+        _coarsen(session, claimed)
+    return claimed
 
 
 def _coarsen(session: Session, incident_ids: list[str]) -> None:
@@ -137,7 +188,8 @@ def _coarsen(session: Session, incident_ids: list[str]) -> None:
         incident.plan = json.dumps(coarse_plan(_json(incident.plan), (lat, lon)))
         incident.lat, incident.lon, incident.address = lat, lon, None
         incident.close_reason = reason_code(incident.close_reason)
-        incident.reference = incident.id  # the 112 centre's key to its own files
+        # The 112 centre's key to its own files goes; "#" is in no reference a centre sends.
+        incident.reference = f"#{incident.id}"
         incident.request_sha256 = ""  # a hash of the call: with a guessed address, a check
         session.add_all([incident, summary])
     for questionnaire in session.execute(sa_select(Questionnaire).where(
@@ -145,8 +197,9 @@ def _coarsen(session: Session, incident_ids: list[str]) -> None:
             col(Questionnaire.answers).is_not(None))).scalars():
         questionnaire.answers = answers_without_free_text(questionnaire.answers)
         session.add(questionnaire)
+    # Exact distances from AEDs whose places are public would give the victim's place back.
     session.execute(update(IncidentAed).where(col(IncidentAed.incident_id).in_(incident_ids))
-                    .values(fetcher_id=None, tried=""))
+                    .values(fetcher_id=None, tried="", distance_m=0.0))
     for model in (IncidentResponder, ResponderLocation, OutboxMessage):
         session.execute(delete(model).where(
             col(model.incident_id).in_(incident_ids)))  # type: ignore[attr-defined]

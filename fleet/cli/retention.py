@@ -21,11 +21,17 @@ def retention() -> None:
 def run(ctx: Context, as_json: bool) -> None:
     """Apply every retention rule once, now. Safe to run every few minutes, on several
     nodes at once."""
-    from fleet.retention import run_retention
+    from fleet.retention import RetentionFailed, run_retention
 
-    counts = run_retention(ctx.engine, ctx.settings, datetime.now(UTC))
+    failure = None
+    try:
+        counts = run_retention(ctx.engine, ctx.settings, datetime.now(UTC))
+    except RetentionFailed as exc:
+        counts, failure = exc.counts, exc
     if as_json:
         click.echo(json.dumps(counts))
-        return
-    for kind, count in counts.items():
-        click.echo(f"{kind.replace('_', ' ')}: {count}")
+    else:
+        for kind, count in counts.items():
+            click.echo(f"{kind.replace('_', ' ')}: {count}")
+    if failure is not None:
+        raise click.ClickException(str(failure))

@@ -38,7 +38,7 @@ from alarm_core.models import (
     ResponderLocation,
 )
 from alarm_core.service import AlarmCore
-from fleet import audit, register_export
+from fleet import audit, register_export, retention
 from fleet.accounts import change_role, create_account, disable_account, set_password
 from fleet.db import session_scope
 from fleet.editing import AedNotSaved, declare_ready, save_aed
@@ -327,11 +327,15 @@ def test_retention_coarsens_an_incident_to_pc4_after_the_policy_period_and_not_b
     coarse = stored_incident(engine, called.incident_id)
     assert (coarse.lat, coarse.lon) == (area.lat, area.lon) != VICTIM
     assert (coarse.address, coarse.close_reason) == (None, "other")
-    assert coarse.reference == called.incident_id and coarse.request_sha256 == ""
+    assert coarse.reference == f"#{called.incident_id}" and coarse.request_sha256 == ""
     plan = json.loads(coarse.plan)
     assert plan["victim"] == {"lat": area.lat, "lon": area.lon}
     assert len(plan["responders"]) == 7 and all("id" not in r for r in plan["responders"])
-    assert all(a["fetcher_id"] is None for a in plan["aeds"])
+    # The AEDs' public places and exact distances would give the victim's place back.
+    assert plan["aeds"] and all(
+        a["fetcher_id"] is None and not {"lat", "lon", "distance_m"} & set(a)
+        for a in plan["aeds"])
+    assert "skipped_aeds" not in plan
     summary = summary_of(engine, called.incident_id)
     assert summary is not None and summary.coarsened_at == called.closed_at + period \
         + timedelta(seconds=1)
@@ -343,7 +347,8 @@ def test_retention_coarsens_an_incident_to_pc4_after_the_policy_period_and_not_b
         [link] = session.exec(select(IncidentAed)).all()
         answers = [json.loads(q.answers) for q in session.exec(select(Questionnaire)).all()
                    if q.answers]
-    assert (link.fetcher_id, link.tried, link.picked_up_at is not None) == (None, "", True)
+    assert (link.fetcher_id, link.tried, link.distance_m, link.picked_up_at is not None) == (
+        None, "", 0.0, True)
     assert sorted(answers, key=lambda a: a["cpr"]) == [
         {"arrived": "yes", "cpr": "no", "aed_used": "yes", "arrived_after_minutes": 6},
         {"arrived": "yes", "cpr": "yes", "aed_used": "no", "arrived_after_minutes": 3}]
@@ -466,7 +471,7 @@ def test_messages_to_responders_go_after_outbox_days(
         "outbox_messages"] == 1
 
 
-def test_an_incident_that_never_closed_is_coarsened_counting_from_its_intake(
+def test_an_incident_still_open_is_never_coarsened_and_is_once_closed(
         engine: Engine, settings: Settings) -> None:
     build_street(engine)
     core = AlarmCore(engine, alarm_settings(settings))
@@ -474,10 +479,44 @@ def test_an_incident_that_never_closed_is_coarsened_counting_from_its_intake(
     incident_id = core.intake(CALLER, call("open-1", address=PLANTED_ADDRESS), NOW).incident.id
     period = timedelta(days=settings.retention.incident_personal_days)
 
-    assert run_retention(engine, settings, NOW + period)["incidents_coarsened"] == 0
-    assert run_retention(engine, settings, NOW + period + timedelta(seconds=1))[
+    assert run_retention(engine, settings, NOW + 2 * period)["incidents_coarsened"] == 0
+    assert stored_incident(engine, incident_id).address == PLANTED_ADDRESS
+    core.close(incident_id, "closed_by_operator", NOW + 2 * period)
+    assert run_retention(engine, settings, NOW + 3 * period + timedelta(seconds=1))[
         "incidents_coarsened"] == 1
     assert stored_incident(engine, incident_id).address is None
+
+
+def test_an_incident_that_cannot_be_coarsened_holds_up_neither_the_others_nor_other_rules(
+        engine: Engine, called: Called, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = called.settings
+    core = AlarmCore(engine, alarm_settings(settings))
+    core.load(called.closed_at)
+    second = core.intake(CALLER, call("call-2", address=PLANTED_ADDRESS),
+                         called.closed_at).incident.id
+    core.close(second, "closed_by_operator", called.closed_at + timedelta(minutes=10))
+    real = retention.live_record
+
+    def broken_for_the_first(session: Any, incident: Any) -> Any:
+        if incident.id == called.incident_id:
+            raise ValueError("an answer no code foresaw")
+        return real(session, incident)
+
+    monkeypatch.setattr(retention, "live_record", broken_for_the_first)
+    with Session(engine) as session:
+        session.add(DeadLetter(received_at=NOW, topic="aed/x/telemetry", reason="not_json",
+                               detail="", payload=b"x", payload_size=1))
+        session.commit()
+    later = called.closed_at + timedelta(days=400)
+
+    with pytest.raises(retention.RetentionFailed) as failed:
+        run_retention(engine, settings, later)
+
+    assert failed.value.kinds == ["incidents_coarsened"]
+    assert failed.value.counts["incidents_coarsened"] == 1
+    assert failed.value.counts["dead_letters"] == 1
+    assert stored_incident(engine, second).address is None
+    assert stored_incident(engine, called.incident_id).address == PLANTED_ADDRESS
 
 
 # -- the register's export ------------------------------------------------------------------------

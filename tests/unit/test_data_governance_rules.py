@@ -105,6 +105,9 @@ def test_a_coarse_plan_keeps_roles_and_times_but_not_who_or_where() -> None:
     assert coarse["counts"] == PLAN["counts"]
     assert coarse["aeds"][0]["fetcher_id"] is None
     assert '"r-1"' not in json.dumps(coarse) and '"r-2"' not in json.dumps(coarse)
+    # An AED's public place with its distance to the victim would give the victim's place back.
+    assert not {"lat", "lon", "distance_m"} & set(coarse["aeds"][0])
+    assert "skipped_aeds" not in coarse
 
 
 @given(st.lists(st.text(alphabet="abcdefghijklmnopqrstuvwxyz-0123456789", min_size=3,
@@ -121,6 +124,7 @@ def test_no_responder_id_survives_a_coarse_plan(ids: list[str]) -> None:
 @pytest.mark.parametrize(("value", "minutes"), [
     (3, 3), ("6", 6), (" 12 ", 12), (0, 0), (240, 240), (241, None), (-1, None), ("-1", None),
     ("3.5", None), (3.5, None), (True, None), (None, None), ("soon", None),
+    ("\u00b2", None), ("\u0663", None), ("9" * 5000, None),  # digits int() refuses or reads
 ])
 def test_a_minutes_answer_is_a_whole_number_up_to_four_hours(value: object,
                                                              minutes: int | None) -> None:
