@@ -127,7 +127,12 @@ class FileLeadership:
         return True
 
     def still_held(self) -> bool:
-        return self._file is not None
+        if self._file is None:
+            return False
+        try:  # a lock file deleted or replaced would let a second node lock a new one
+            return os.fstat(self._file.fileno()).st_ino == os.stat(self.path).st_ino
+        except OSError:
+            return False
 
     def release(self) -> None:
         if self._file is not None:

@@ -17,6 +17,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -51,6 +52,7 @@ REMINDER_INTERVAL_S = 3_600.0
 SMALL_BATCH = 20
 NON_URGENT_PER_S = 50.0
 IN_FLIGHT = 1_000
+SMS_THREADS = 4
 
 
 def utcnow() -> datetime:
@@ -105,6 +107,9 @@ class AlarmRunner:
         self._recent_order: deque[int] = deque(maxlen=20_000)
         self._sms_in_flight: set[int] = set()
         self._sms_tasks: set[asyncio.Task[None]] = set()
+        # SMS sends wait on a gateway that may hang for their whole timeout: threads of their
+        # own, so that they never hold up marking alerts, answers or the ticks.
+        self._sms_threads = ThreadPoolExecutor(max_workers=SMS_THREADS, thread_name_prefix="sms")
 
     def wake(self, fresh: list[Committed]) -> None:
         """Thread-safe: there are new outbox messages, and these alerts can go at once."""
@@ -290,7 +295,8 @@ class AlarmRunner:
         try:
             for delivery in batch:
                 try:
-                    await asyncio.to_thread(self._send_sms, delivery)
+                    await asyncio.get_running_loop().run_in_executor(
+                        self._sms_threads, self._send_sms, delivery)
                     sent.append(delivery.id)
                     self.metrics.published.labels("sms").inc()
                 except Exception as exc:  # noqa: BLE001 -- one SMS never stops the others

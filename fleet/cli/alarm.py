@@ -11,6 +11,7 @@ import os
 import signal
 import sys
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import click
@@ -91,11 +92,16 @@ def alarm(ctx: Context, http: str | None) -> None:
                 logging.getLogger("alarm_core").exception("standby: refresh failed")
         return False
 
+    # The lock check has a thread of its own: busy shared threads (a slow SMS gateway, a
+    # long refresh) must never make a healthy active node believe it lost its lock.
+    checker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="leadership")
+
     async def watch(stop: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
         while not stop.is_set():
             try:
-                held = await asyncio.wait_for(asyncio.to_thread(leadership.still_held),
-                                              CHECK_TIMEOUT_S)
+                held = await asyncio.wait_for(
+                    loop.run_in_executor(checker, leadership.still_held), CHECK_TIMEOUT_S)
             except TimeoutError:
                 held = False
             if not held:

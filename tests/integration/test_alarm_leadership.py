@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from sqlalchemy import Engine, text
 
-from alarm_core.leader import PostgresLeadership, leadership_for
+from alarm_core.leader import FileLeadership, PostgresLeadership, leadership_for
 from fleet.db import make_engine
 
 
@@ -49,3 +51,18 @@ def test_a_node_whose_lock_connection_the_server_drops_knows_it_no_longer_leads(
     finally:
         leader.release()
         standby.release()
+
+
+def test_a_node_whose_lock_file_was_deleted_knows_it_no_longer_leads(tmp_path: Path) -> None:
+    leader = FileLeadership(tmp_path / "aedfleet.db.alarm.lock")
+    other = FileLeadership(tmp_path / "aedfleet.db.alarm.lock")
+    try:
+        assert leader.try_acquire() and leader.still_held()
+        (tmp_path / "aedfleet.db.alarm.lock").unlink()  # a cleaner, or a hand
+
+        assert other.try_acquire()  # locks a new file
+        assert not leader.still_held()
+    finally:
+        leader.release()
+        other.release()
+
