@@ -18,6 +18,7 @@ kept at the end of the file as regression tests with the literal request.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections import Counter
@@ -400,3 +401,14 @@ def test_a_deeply_nested_json_body_is_refused(target: Target, scope: str | None)
         "/api/v1/incidents", data="[" * 2000 + "]" * 2000, content_type="application/json",
         headers=target.headers(scope))
     assert response.status_code in (400, 401), response.get_json()
+
+
+@pytest.mark.parametrize("field", ["address", "reference"])
+def test_a_call_with_text_no_database_can_store_is_refused(target: Target, field: str) -> None:
+    body = json.dumps(call_body("fuzz-surrogate")).replace(
+        '"fuzz-surrogate"' if field == "reference" else '"Domplein 29, Utrecht"', '"\\ud800"')
+    response = target.app.test_client().post(
+        "/api/v1/incidents", data=body, content_type="application/json",
+        headers=target.headers("dispatch"))
+    assert response.status_code == 400, response.get_json()
+    assert response.get_json()["error"] == "invalid_body"

@@ -16,6 +16,7 @@ from alarm_core.models import Incident
 from alarm_core.reports import incident_document
 from alarm_core.service import AlarmCore
 from alarm_core.wire import parse_answer, parse_incident, parse_position, rfc3339
+from device_agents.payloads import load_json
 from web.auth import token_required
 from web.context import served
 
@@ -32,7 +33,12 @@ def _metrics() -> AlarmMetrics:
 
 
 def _body() -> Any:
-    body = request.get_json(silent=True)
+    """The JSON body, decoded as strictly as responder apps' MQTT payloads (no unpaired
+    surrogates, which no database can store)."""
+    try:
+        body = load_json(request.get_data()) if request.is_json else None
+    except ValueError:
+        body = None
     if body is None:
         raise Refused("invalid_body", "send a JSON object (Content-Type: application/json)",
                       status=400)
