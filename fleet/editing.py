@@ -8,6 +8,7 @@ change is ever stored without its entry.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from datetime import datetime
 from typing import Any
@@ -53,13 +54,14 @@ def cabinet_holder(engine: Engine, device_id: str) -> tuple[bool, str | None]:
 
 
 def save_aed(engine: Engine, record: AedCreate, settings: Settings, now: datetime, by: str,
-             *, new: bool = False, version: str | None = None) -> None:
+             *, new: bool = False, version: str | None = None, version_key: str = "") -> None:
     """Create (`new`: only if the id is free) or update one AED with every field of `record`:
     an empty cabinet field unlinks the cabinet; the municipality follows the position.
 
-    `version` (from `aed_version` when the form was opened): refused when the AED has been
-    changed since, so that two people editing one AED never overwrite each other unseen. The
-    change, its audit entry (by `by`) and the AED's new readiness are one transaction."""
+    `version` (from `aed_version` with the same `version_key` when the form was opened):
+    refused when the AED has been changed since, so that two people editing one AED never
+    overwrite each other unseen. The change, its audit entry (by `by`) and the AED's new
+    readiness are one transaction."""
     try:
         with session_scope(engine) as session:
             # Locked (PostgreSQL) until the commit: a second editor waits, then sees this one's
@@ -68,7 +70,8 @@ def save_aed(engine: Engine, record: AedCreate, settings: Settings, now: datetim
             if new and before is not None:
                 raise AedNotSaved("an AED with this id is already registered", "id")
             old = audited_fields(session, before) if before is not None else {}
-            if version is not None and before is not None and _version(old) != version:
+            if version is not None and before is not None and \
+                    not hmac.compare_digest(_version(old, version_key), version):
                 raise AedNotSaved("someone else changed this AED after you opened the form; "
                                   "reload it to see their change and make yours again", "form")
             report = store_records(session, ParsedFile(format="console", records=[(1, record)]))
@@ -95,16 +98,17 @@ def save_aed(engine: Engine, record: AedCreate, settings: Settings, now: datetim
         raise
 
 
-def aed_version(engine: Engine, aed_id: str) -> str | None:
-    """A short fingerprint of what an editor sees of the AED (None: no such AED)."""
+def aed_version(engine: Engine, aed_id: str, key: str) -> str | None:
+    """A short fingerprint of what an editor sees of the AED (None: no such AED), keyed with
+    the server's secret: it goes to the browser, and the AED's access code is part of it."""
     with Session(engine) as session:
         aed = session.get(Aed, aed_id)
-        return None if aed is None else _version(audited_fields(session, aed))
+        return None if aed is None else _version(audited_fields(session, aed), key)
 
 
-def _version(fields: dict[str, Any]) -> str:
+def _version(fields: dict[str, Any], key: str) -> str:
     document = json.dumps(fields, sort_keys=True, default=str)
-    return hashlib.sha256(document.encode()).hexdigest()[:16]
+    return hmac.new(key.encode(), document.encode(), hashlib.sha256).hexdigest()[:24]
 
 
 def audited_fields(session: Session, aed: Aed) -> dict[str, Any]:

@@ -6,7 +6,16 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from pydantic import ValidationError
 from sqlmodel import Session
 from werkzeug.wrappers import Response
@@ -171,7 +180,7 @@ def _edit(aed_id: str | None) -> Any:
             values["manager"] = owner.name if owner else ""
             for key in ("indoor", "out_of_service"):
                 values[key] = {True: "yes", False: "no"}.get(values[key], "")
-            values["version"] = aed_version(engine(), aed_id) or ""
+            values["version"] = aed_version(engine(), aed_id, str(current_app.secret_key)) or ""
         managers = manager_names(session) if who.role == Role.ADMIN else []
     errors: dict[str, str] = {}
     if request.method == "POST":
@@ -189,7 +198,8 @@ def _edit(aed_id: str | None) -> Any:
         if record is not None:
             try:
                 save_aed(engine(), record, settings(), now(), who.username, new=aed_id is None,
-                         version=values.get("version") if aed_id is not None else None)
+                         version=values.get("version") if aed_id is not None else None,
+                         version_key=str(current_app.secret_key))
             except AedNotSaved as exc:
                 # A cabinet's reason names the AED holding it: only an admin sees it.
                 errors[exc.field] = (str(exc) if who.role == Role.ADMIN or exc.field != "device_id"
