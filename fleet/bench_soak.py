@@ -202,10 +202,14 @@ def _window(run: Run, low: float, high: float) -> list[float]:
     return [ms for at, ms in run.calls if low * span <= at < high * span]
 
 
-def _memory_at(run: Run, low: float, high: float) -> float:
+def _memory_at(run: Run, low: float, high: float) -> tuple[float, float]:
+    """Mean resident memory (MB) of the ingest worker and of the alarm core in a window."""
     span = run.minutes * 60
-    picked = [ingest + alarm for at, ingest, alarm in run.memory if low * span <= at <= high * span]
-    return sum(picked) / len(picked) if picked else 0.0
+    picked = [(ingest, alarm) for at, ingest, alarm in run.memory
+              if low * span <= at <= high * span]
+    if not picked:
+        return 0.0, 0.0
+    return (sum(i for i, _ in picked) / len(picked), sum(a for _, a in picked) / len(picked))
 
 
 def bench_soak(minutes: float = 30.0, speed: float = 10.0, responders: int = 250_000,
@@ -291,7 +295,9 @@ def bench_soak(minutes: float = 30.0, speed: float = 10.0, responders: int = 250
             broker.stop()
             engine.dispose()
     start, end = _window(run, 0.0, 0.2), _window(run, 0.8, 1.01)
-    rss_start, rss_end = _memory_at(run, 0.1, 0.2), _memory_at(run, 0.9, 1.01)
+    (ingest_start, alarm_start), (ingest_end, alarm_end) = (_memory_at(run, 0.1, 0.2),
+                                                            _memory_at(run, 0.9, 1.01))
+    rss_start, rss_end = ingest_start + alarm_start, ingest_end + alarm_end
     return {
         "minutes": minutes, "speed": speed, "simulated_hours": round(minutes * speed / 60, 1),
         "database": "postgresql" if server_url else "sqlite",
@@ -301,6 +307,8 @@ def bench_soak(minutes: float = 30.0, speed: float = 10.0, responders: int = 250
         "positions": run.positions, "positions_refused": run.positions_refused,
         "rss_start_mb": round(rss_start, 1), "rss_end_mb": round(rss_end, 1),
         "rss_growth_mb": round(rss_end - rss_start, 1),
+        "ingest_rss_mb_start": round(ingest_start, 1), "ingest_rss_mb_end": round(ingest_end, 1),
+        "alarm_rss_mb_start": round(alarm_start, 1), "alarm_rss_mb_end": round(alarm_end, 1),
         "p50_dispatch_ms_start": _p(start, 50),
         "p50_dispatch_ms_end": _p(end, 50),
         "p99_dispatch_ms_start": _p(start, 99),
