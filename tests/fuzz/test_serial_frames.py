@@ -9,10 +9,10 @@ and a failure replays exactly; a pty would cut the stream wherever its timing fe
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
 
 from hypothesis import given
 from hypothesis import strategies as st
+from strategies import readings
 
 from device_agents import rcc1
 from device_agents.errors import FrameError
@@ -65,17 +65,6 @@ def reads(stream: bytes) -> st.SearchStrategy[list[bytes]]:
     steady = st.integers(1, READ_SIZE).map(
         lambda size: cut(stream, list(range(size, len(stream), size))))
     return anywhere | steady
-
-
-readings = st.builds(
-    ControllerReading,
-    battery_pct=st.integers(0, 100),
-    pads_expiry=st.none() | st.dates(date(1970, 1, 1), date(2099, 12, 31)),
-    door_open=st.booleans(),
-    aed_present=st.booleans(),
-    temperature_c=st.integers(-400, 850).map(lambda tenths: tenths / 10),
-    self_test=st.sampled_from(["pass", "fail", "unknown"]),
-)
 
 
 def status_frame(seq: int, reading: ControllerReading) -> tuple[bytes, ControllerReading]:

@@ -8,6 +8,7 @@ from functools import reduce
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from strategies import readings
 
 from device_agents.errors import FrameError
 from device_agents.rcc1 import (
@@ -81,17 +82,6 @@ def test_all_zero_pads_date_means_the_controller_does_not_know_the_expiry() -> N
 
 
 # --- round trip ---------------------------------------------------------------------------------
-
-readings = st.builds(
-    ControllerReading,
-    battery_pct=st.integers(0, 100),
-    pads_expiry=st.none() | st.dates(date(1970, 1, 1), date(2099, 12, 31)),
-    door_open=st.booleans(),
-    aed_present=st.booleans(),
-    temperature_c=st.integers(-400, 850).map(lambda tenths: tenths / 10),
-    self_test=st.sampled_from(["pass", "fail", "unknown"]),
-)
-
 
 @settings(max_examples=300)
 @given(controller_seq=st.integers(0, 2**32 - 1), reading=readings)
