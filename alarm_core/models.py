@@ -21,6 +21,12 @@ class ResponderBase(SQLModel):
     date_of_birth: date
     certificate_date: date | None = None
     training: str = Field(default="non_medical", max_length=12)  # medical | non_medical
+    competences: str = Field(default="", max_length=200)
+    """Comma-separated competences beyond CPR (`alarm_core.competence.COMPETENCES`)."""
+    language: str | None = Field(default=None, max_length=8)
+    """The language of alerts, messages and the questionnaire; None: the region's first."""
+    region: str | None = Field(default=None, max_length=24, index=True)
+    """The region the responder is registered in; None: the one their home lies in."""
     channel: str = Field(default="app", max_length=8)  # app | sms
     available: bool = True
     quiet_from: time | None = None
@@ -67,6 +73,8 @@ class ApiToken(SQLModel, table=True):
     """`dispatch` (a 112 centre: incidents) or `responders` (a responder-app backend:
     answers)."""
     token_sha256: str = Field(max_length=64, unique=True)
+    region: str | None = Field(default=None, max_length=24)
+    """A dispatch centre's region: its calls must lie in that region's area."""
     created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
     revoked_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
 
@@ -86,6 +94,8 @@ class Incident(SQLModel, table=True):
     received_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
     source: str = Field(max_length=12)  # 112 | wearable
     exclusions: str = Field(default="", max_length=300)
+    incident_type: str | None = Field(default=None, max_length=40)
+    region: str | None = Field(default=None, max_length=24, index=True)
     state: str = Field(max_length=16, index=True)  # excluded | dispatched | no_responders | closed
     outcome: str = Field(max_length=16)  # what it was before closing
     plan: str = Field(default="{}", sa_column=Column(Text, nullable=False))
@@ -218,3 +228,35 @@ class IncidentSummary(SQLModel, table=True):
     municipality: str | None = Field(default=None, max_length=120)
     record: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     coarsened_at: datetime | None = Field(default=None, sa_type=UtcDateTime, index=True)
+
+
+class InboxMessage(SQLModel, table=True):
+    """A message in responders' inboxes: to one responder, or news to a whole region.
+
+    System messages (`questionnaire`, `certificate`, ...) keep their `kind` and `params` and are
+    worded in the reader's language when shown; news is kept as its author wrote it.
+    """
+
+    __tablename__ = "inbox_message"
+    id: int | None = Field(default=None, primary_key=True)
+    responder_id: str | None = Field(default=None, foreign_key="responder.id", index=True,
+                                     max_length=64)
+    region: str | None = Field(default=None, max_length=24, index=True)
+    """News: every responder of this region (`responder_id` is then None)."""
+    kind: str = Field(max_length=16)  # questionnaire | certificate | news
+    params: str = Field(default="{}", sa_column=Column(Text, nullable=False))
+    subject: str | None = Field(default=None, max_length=200)
+    body: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    language: str | None = Field(default=None, max_length=8)
+    author: str | None = Field(default=None, max_length=200)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime, index=True)
+    expires_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+
+
+class InboxRead(SQLModel, table=True):
+    """That a responder has read an inbox message, and when."""
+
+    __tablename__ = "inbox_read"
+    message_id: int = Field(foreign_key="inbox_message.id", primary_key=True)
+    responder_id: str = Field(foreign_key="responder.id", primary_key=True, max_length=64)
+    read_at: datetime = Field(sa_type=UtcDateTime)

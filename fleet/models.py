@@ -10,10 +10,33 @@ from sqlmodel import Field, SQLModel
 from fleet.db_types import UtcDateTime
 
 ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+REGION_PATTERN = r"^[A-Z]{2}(-[A-Z0-9]{1,10}){0,2}$"
+"""A region's code: its country and, for a part of it, a subdivision (`NL`, `BE-VLG-LEUVEN`)."""
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+class Region(SQLModel, table=True):
+    """A served region: its area, time zone, languages and own rules (see `fleet.regions`).
+
+    Loaded from a region file with `aedfleet regions load`; every service reads it from here.
+    """
+
+    code: str = Field(primary_key=True, max_length=24)
+    name: str = Field(max_length=120)
+    timezone: str = Field(max_length=64)
+    country: str = Field(max_length=2)
+    """ISO country code: whose public holidays `PH` in opening hours means."""
+    languages: str = Field(max_length=60)
+    """Comma-separated language codes, the first being the region's default."""
+    area_geojson: str = Field(sa_column=Column(Text, nullable=False))
+    dispatch: str = Field(default="{}", sa_column=Column(Text, nullable=False))
+    """JSON: the region's dispatch policy (fields of `DispatchPolicy`), over `[dispatch]`."""
+    readiness: str = Field(default="{}", sa_column=Column(Text, nullable=False))
+    """JSON: the region's readiness thresholds, over `[readiness]`."""
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
 
 
 class Municipality(SQLModel, table=True):
@@ -226,6 +249,10 @@ class ConsoleUser(SQLModel, table=True):
     username: str = Field(max_length=64, unique=True, index=True)
     password_hash: str = Field(max_length=255)
     role: str = Field(max_length=16)  # admin | manager | municipality | dispatcher | responder
+    region: str | None = Field(default=None, max_length=24, index=True)
+    """The region the account works in; None: every region (the platform's own admins)."""
+    locale: str | None = Field(default=None, max_length=8)
+    """The account's language (`nl`, `en`, `de`, `fr`); None: the browser's or the region's."""
     manager_id: int | None = Field(default=None, foreign_key="manager.id", index=True)
     municipality_id: int | None = Field(default=None, foreign_key="municipality.id")
     responder_id: str | None = Field(default=None, foreign_key="responder.id", max_length=64)
