@@ -13,6 +13,23 @@ class AedAccessPolicy(enum.StrEnum):
     """Also AEDs whose opening hours say they are open at the time of the call."""
 
 
+# What the dispatch centre may say a call is; `cardiac_arrest` when it says nothing.
+INCIDENT_TYPES: dict[str, str] = {
+    "cardiac_arrest": "cardiac arrest",
+    "drowning": "cardiac arrest after drowning",
+    "overdose": "cardiac arrest after an overdose or poisoning",
+    "electrocution": "cardiac arrest after an electric shock",
+    "hanging": "cardiac arrest after hanging or strangulation",
+}
+
+# Competences a responder may hold beyond CPR with an AED, with the words the console shows.
+COMPETENCES: dict[str, str] = {
+    "paediatric_life_support": "paediatric life support (infants and children)",
+    "advanced_life_support": "advanced life support",
+    "water_rescue": "water rescue",
+}
+PAEDIATRIC = "paediatric_life_support"
+
 # Exclusions that always stop the citizen alarm, with the words the dispatch centre sees.
 BUILT_IN_EXCLUSIONS: dict[str, str] = {
     "victim_under_one_year": "victim younger than one year: no citizen alarm",
@@ -58,6 +75,16 @@ class DispatchPolicy:
     """When a responder with a work address is taken to be there (OpenStreetMap opening_hours)."""
     extra_exclusions: dict[str, str] = field(default_factory=dict)
     """More exclusion codes the dispatch centre may send, with their explanation."""
+    paediatric_under_one: bool = False
+    """Lift the under-one-year exclusion for responders with paediatric life support: a call
+    for an infant then alerts only them (and no AED fetchers without it)."""
+    medical_only_incident_types: tuple[str, ...] = ()
+    """Incident types to which only medically trained responders are alerted."""
+    share_responders_with: tuple[str, ...] = ()
+    """Regions whose calls this region's responders may go to, and whose responders may come
+    to this region's calls: both regions must list each other."""
+    share_aeds_with: tuple[str, ...] = ()
+    """The same for AEDs."""
 
     def __post_init__(self) -> None:
         if self.radius_step_m <= 0:
@@ -71,6 +98,10 @@ class DispatchPolicy:
             raise ValueError("cpr_share must be between 0 and 1")
         if self.speed_mps <= 0 or self.max_aeds < 0:
             raise ValueError("speed_mps must be more than 0 and max_aeds at least 0")
+        unknown = sorted(set(self.medical_only_incident_types) - set(INCIDENT_TYPES))
+        if unknown:
+            raise ValueError(f"medical_only_incident_types: unknown incident type(s) "
+                             f"{', '.join(unknown)}; known: {', '.join(INCIDENT_TYPES)}")
 
     def exclusions(self) -> dict[str, str]:
         return {**BUILT_IN_EXCLUSIONS, **self.extra_exclusions}

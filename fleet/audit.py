@@ -35,6 +35,7 @@ class AuditAction(enum.StrEnum):
     USER_ROLE_CHANGED = "user.role_changed"
     USER_PASSWORD_SET = "user.password_set"
     USER_DISABLED = "user.disabled"
+    REGION_SAVED = "region.saved"
 
 
 def json_value(value: Any) -> Any:

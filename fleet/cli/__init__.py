@@ -45,6 +45,7 @@ COMMANDS = {
     "managers": "fleet.cli.managers:managers",
     "municipalities": "fleet.cli.db:municipalities",
     "notify": "fleet.cli.notify:notify",
+    "regions": "fleet.cli.regions:regions",
     "responders": "fleet.cli.responders:responders",
     "retention": "fleet.cli.retention:retention",
     "serve": "fleet.cli.serve:serve",

@@ -1,0 +1,83 @@
+"""Regions in the database: saved from region files, read back as a `RegionMap`."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func
+from sqlalchemy import select as sa_select
+from sqlmodel import Session, col
+
+from fleet import audit
+from fleet.models import Region as RegionRow
+from fleet.regions import RegionMap, RegionSpec, check_overlaps, everywhere
+from fleet.settings import Settings
+
+_cache_lock = threading.Lock()
+_cache: dict[tuple[int, str], tuple[Settings, tuple[Any, ...], RegionMap]] = {}
+"""(id of the settings, database) -> the settings themselves (held, so that their id is not
+reused), the region table's signature, the map."""
+
+
+def spec_of(row: RegionRow) -> RegionSpec:
+    return RegionSpec(code=row.code, name=row.name, timezone=row.timezone, country=row.country,
+                      languages=tuple(row.languages.split(",")), area_geojson=row.area_geojson,
+                      dispatch=json.loads(row.dispatch), readiness=json.loads(row.readiness))
+
+
+def save_region(session: Session, spec: RegionSpec, settings: Settings, now: datetime,
+                actor: str) -> bool:
+    """Add or replace a region (audited); refused when its area overlaps another's.
+
+    Returns whether anything changed."""
+    others = [spec_of(row).region(settings.dispatch, settings.readiness)
+              for row in session.execute(sa_select(RegionRow).where(
+                  col(RegionRow.code) != spec.code)).scalars()]
+    check_overlaps([*others, spec.region(settings.dispatch, settings.readiness)])
+    values = {"name": spec.name, "timezone": spec.timezone, "country": spec.country,
+              "languages": ",".join(spec.languages), "area_geojson": spec.area_geojson,
+              "dispatch": json.dumps(spec.dispatch, sort_keys=True),
+              "readiness": json.dumps(spec.readiness, sort_keys=True)}
+    row = session.get(RegionRow, spec.code)
+    if row is None:
+        session.add(RegionRow(code=spec.code, updated_at=now, **values))
+        changes: dict[str, Any] = {k: v for k, v in values.items() if k != "area_geojson"}
+    else:
+        old = {k: getattr(row, k) for k in values}
+        changes = {k: [old[k], v] for k, v in values.items()
+                   if old[k] != v and k != "area_geojson"}
+        if old["area_geojson"] != values["area_geojson"]:
+            changes["area"] = "changed"
+        if not changes:
+            return False
+        for key, value in values.items():
+            setattr(row, key, value)
+        row.updated_at = now
+    audit.record(session, now, actor, audit.AuditAction.REGION_SAVED, spec.code, changes)
+    return True
+
+
+def region_rows(session: Session) -> list[RegionRow]:
+    return list(session.execute(sa_select(RegionRow).order_by(col(RegionRow.code))).scalars())
+
+
+def region_map(session: Session, settings: Settings) -> RegionMap:
+    """The served regions with their rules over `settings`; one region covering everywhere
+    (the settings' own rules) where none is stored. Cached until a region changes."""
+    signature = session.execute(
+        sa_select(func.count(), func.max(RegionRow.updated_at))).one()
+    key = (id(settings), str(session.get_bind().engine.url))
+    with _cache_lock:
+        cached = _cache.get(key)
+        if cached is not None and cached[0] is settings and cached[1] == tuple(signature):
+            return cached[2]
+    regions = [spec_of(row).region(settings.dispatch, settings.readiness)
+               for row in region_rows(session)]
+    found = RegionMap(regions) if regions else RegionMap([everywhere(
+        settings.dispatch, settings.readiness, settings.timezone, settings.country)])
+    with _cache_lock:
+        _cache[key] = (settings, tuple(signature), found)
+    return found
