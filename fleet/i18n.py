@@ -18,12 +18,15 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
 
+from babel import Locale, UnknownLocaleError
 from babel import dates as babel_dates
 from babel import numbers as babel_numbers
 
 LANGUAGES: tuple[str, ...] = ("nl", "en", "de", "fr")
 """The languages aedfleet speaks; English is the source language."""
 DEFAULT_LANGUAGE = "en"
+DEFAULT_FORMATS = {"en": "en_150"}
+"""Where a language has no country: English as written in Europe (24-hour clock, day first)."""
 DOMAIN = "messages"
 TRANSLATIONS_DIR = Path(__file__).resolve().parent / "translations"
 
@@ -125,5 +128,24 @@ def format_decimal(number: float | Decimal | int, locale: str | None) -> str:
     return babel_numbers.format_decimal(number, locale=_babel_locale(locale))
 
 
+def format_locale(locale: str | None, country: str | None = None) -> str:
+    """The CLDR locale that writes dates and numbers: the language as written in `country`
+    (`nl` in `BE`: `nl_BE`) when CLDR knows it, else the language's default."""
+    language = negotiate([locale])
+    if country:
+        try:
+            return str(Locale.parse(f"{language}_{country.upper()}"))
+        except (UnknownLocaleError, ValueError):
+            pass
+    return DEFAULT_FORMATS.get(language, language)
+
+
 def _babel_locale(locale: str | None) -> str:
-    return negotiate([locale])
+    """`locale` as given when it is a known locale of one of our languages (`nl_BE`), else
+    the default locale of its language."""
+    if locale and primary_language(locale) in LANGUAGES and "_" in locale.replace("-", "_"):
+        try:
+            return str(Locale.parse(locale.replace("-", "_")))
+        except (UnknownLocaleError, ValueError):
+            pass
+    return format_locale(locale)

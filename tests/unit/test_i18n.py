@@ -10,6 +10,7 @@ from fleet.i18n import (
     LANGUAGES,
     format_datetime,
     format_decimal,
+    format_locale,
     negotiate,
     parse_accept_language,
     region_languages,
@@ -78,8 +79,20 @@ def test_a_moment_is_written_in_the_locale_and_time_zone_asked_for() -> None:
     moment = datetime(2026, 3, 1, 13, 5, tzinfo=UTC)
     assert format_datetime(moment, "nl", "Europe/Amsterdam", "short") == "01-03-2026, 14:05"
     assert format_datetime(moment, "de", "Europe/Berlin", "short") == "01.03.26, 14:05"
-    assert format_datetime(moment, "en", "Europe/Dublin", "short") == "3/1/26, 1:05\u202fPM"
+    assert format_datetime(moment, "en", "Europe/Dublin", "short") == "01/03/2026, 13:05"
     assert format_datetime(moment, "fr", "Europe/Brussels", "short") == "01/03/2026 14:05"
+    assert format_datetime(moment, "nl_BE", "Europe/Brussels", "short") == "1/03/2026, 14:05"
+
+
+@pytest.mark.parametrize(
+    ("language", "country", "expected"),
+    [("nl", "BE", "nl_BE"), ("fr", "be", "fr_BE"), ("de", "DE", "de_DE"), ("en", "IE", "en_IE"),
+     ("en", None, "en_150"), ("nl", None, "nl"), ("de", "XX", "de")],
+)
+def test_dates_are_written_as_the_language_is_in_the_region_country(
+    language: str, country: str | None, expected: str
+) -> None:
+    assert format_locale(language, country) == expected
 
 
 def test_a_naive_moment_is_taken_as_utc() -> None:
