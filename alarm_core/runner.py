@@ -27,16 +27,19 @@ from sqlalchemy import func, or_, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col
 
+from alarm_core import inbox
 from alarm_core.errors import Refused
 from alarm_core.metrics import AlarmMetrics
 from alarm_core.models import OutboxMessage, Responder
 from alarm_core.service import AlarmCore, Committed
 from alarm_core.sms import HttpSmsGateway, SmsError, SmsGateway
 from alarm_core.wire import (
+    NEWS_ROOT,
     RESPONDER_TOPIC,
     decode_json,
     parse_answer,
     parse_location,
+    parse_read_receipt,
     sms_text,
 )
 from device_agents.config import parse_mqtt_url
@@ -179,6 +182,7 @@ class AlarmRunner:
             _no_delay(client)
             await client.subscribe(f"{root}/+/response", qos=1)
             await client.subscribe(f"{root}/+/location", qos=0)
+            await client.subscribe(f"{root}/+/inbox/read", qos=1)
             self.connected.set()
             self.started.set()
             logger.info("alarm core connected to %s:%d as %s", endpoint.host, endpoint.port,
@@ -264,8 +268,10 @@ class AlarmRunner:
     async def _deliver(self, client: aiomqtt.Client, batch: list[Delivery]) -> None:
         started = time.perf_counter()
         mqtt = [d for d in batch if d.channel == "mqtt"]
+        # Region news is retained: an app that connects later still gets the latest.
         results = await asyncio.gather(
-            *(client.publish(d.topic, d.payload.encode(), qos=1, timeout=10) for d in mqtt),
+            *(client.publish(d.topic, d.payload.encode(), qos=1, timeout=10,
+                             retain=d.topic.startswith(f"{NEWS_ROOT}/")) for d in mqtt),
             return_exceptions=True)
         sent = [d.id for d, r in zip(mqtt, results, strict=True) if r is None]
         failed = [(d, str(r)) for d, r in zip(mqtt, results, strict=True) if r is not None]
@@ -351,6 +357,11 @@ class AlarmRunner:
                 answer = parse_answer(body)
                 self.core.answer(answer.incident_id, responder_id, answer.answer, now)
                 self.metrics.answers.labels(answer.answer).inc()
+            elif kind == "inbox/read":
+                receipt = parse_read_receipt(body)
+                with self.core.writing(), session_scope(self.core.engine) as session:
+                    inbox.mark_read(session, self.settings, responder_id, receipt.message_id,
+                                    now, receipt.ts)
             else:
                 report = parse_location(body)
                 self.core.record_location(report.incident_id, responder_id, report.lat,

@@ -25,7 +25,7 @@ from sqlalchemy import delete, func, insert, or_, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col
 
-from alarm_core import loading
+from alarm_core import inbox, loading
 from alarm_core.aftercall import answer_questionnaire
 from alarm_core.errors import Conflict, NotFound, Refused
 from alarm_core.geo import chord_to_arc
@@ -722,7 +722,7 @@ class AlarmCore:
                              alerts: list[IncidentResponder], now: datetime) -> None:
         expires = now + timedelta(hours=self.policy.questionnaire_open_hours)
         channels = self._channels(session, [a.responder_id for a in alerts])
-        rows = []
+        rows, posts = [], []
         for alert in alerts:
             token = secrets.token_urlsafe(24)
             session.add(Questionnaire(token=token, incident_id=incident_id,
@@ -733,8 +733,12 @@ class AlarmCore:
                                          {"v": 1, "incident_id": incident_id, "url": url,
                                           "expires_at": rfc3339(expires)},
                                          channels.get(alert.responder_id, "app")))
+            posts.append(inbox.Post(alert.responder_id, {"token": token, "url": url,
+                                                         "expires_at": rfc3339(expires)},
+                                    expires))
         if rows:
             session.execute(insert(OutboxMessage), rows)
+        inbox.post_personal(session, self.settings, inbox.QUESTIONNAIRE, posts, now)
 
     def answer_questionnaire(self, token: str, answers: dict[str, Any], aftercare: bool,
                              now: datetime) -> Questionnaire:
@@ -783,7 +787,7 @@ class AlarmCore:
                 for responder in chunk:
                     if sent < limit and certificate_reminder_due(responder.certificate_date,
                                                                  today, policy):
-                        self._remind(session, responder, today)
+                        self._remind(session, responder, today, now)
                         sent += 1
             if len(chunk) < REMINDER_CHUNK or sent >= limit:
                 break
@@ -794,7 +798,8 @@ class AlarmCore:
             self.outbox_written([])
         return sent
 
-    def _remind(self, session: Session, responder: Responder, today: date) -> None:
+    def _remind(self, session: Session, responder: Responder, today: date,
+                now: datetime) -> None:
         assert responder.certificate_date is not None
         until = certificate_valid_until(responder.certificate_date, self.policy)
         expired = until < today
@@ -805,6 +810,9 @@ class AlarmCore:
                     f"your CPR/AED certificate is valid until {until.isoformat()}; renew it "
                     "to keep receiving alarms"},
                    responder.channel)
+        inbox.post_personal(session, self.settings, inbox.CERTIFICATE, [inbox.Post(
+            responder.id, {"valid_until": until.isoformat(), "expired": expired},
+            now + inbox.CERTIFICATE_NOTICE_LIFETIME)], now)
         responder.certificate_reminded_for = responder.certificate_date
         session.add(responder)
 

@@ -19,7 +19,10 @@ from device_agents.payloads import load_json
 SOURCES = ("112", "wearable")
 ANSWERS = ("accept", "decline")
 REFERENCE = re.compile(r"[A-Za-z0-9_.:/-]{1,100}")
-RESPONDER_TOPIC = re.compile(r"responders/([A-Za-z0-9_-]{1,64})/(response|location)")
+RESPONDER_TOPIC = re.compile(
+    r"responders/([A-Za-z0-9_-]{1,64})/(response|location|inbox/read)")
+NEWS_ROOT = "regions"
+"""Region news: `regions/{code}/news`, retained, readable by every responder app."""
 MAX_PAYLOAD = 4096
 
 
@@ -208,3 +211,37 @@ def sms_text(payload: dict[str, Any]) -> str:
         return (f"aedfleet RESUSCITATION ALARM: fetch the AED at {aed['lat']:.5f},"
                 f"{aed['lon']:.5f}{hint} and bring it to {where}.")
     return f"aedfleet RESUSCITATION ALARM: go to {where} and start CPR."
+
+def news_topic(region: str) -> str:
+    return f"{NEWS_ROOT}/{region}/news"
+
+
+def inbox_payload(message_id: int, kind: str, subject: str, body: str, sent_at: datetime,
+                  expires_at: datetime | None, url: str | None = None) -> dict[str, Any]:
+    """The `responders/{id}/inbox` (and `regions/{code}/news`) payload: one inbox message."""
+    payload: dict[str, Any] = {"v": 1, "message_id": message_id, "kind": kind,
+                               "subject": subject, "body": body, "sent_at": rfc3339(sent_at)}
+    if expires_at is not None:
+        payload["expires_at"] = rfc3339(expires_at)
+    if url is not None:
+        payload["url"] = url
+    return payload
+
+
+@dataclass(frozen=True)
+class ReadReceipt:
+    message_id: int
+    ts: datetime | None
+
+
+def parse_read_receipt(body: Any) -> ReadReceipt:
+    """A responder app's `responders/{id}/inbox/read`: `{"v":1,"message_id","ts"}`."""
+    body = _object(body)
+    if body.get("v") != 1 or isinstance(body.get("v"), bool):
+        raise Refused("invalid_field", "v must be 1")
+    message_id = body.get("message_id")
+    if isinstance(message_id, bool) or not isinstance(message_id, int) \
+            or not 0 < message_id < 2**63:
+        raise Refused("invalid_field", "message_id must be a positive whole number")
+    ts = None if body.get("ts") is None else parse_time(body["ts"], "ts")
+    return ReadReceipt(message_id, ts)

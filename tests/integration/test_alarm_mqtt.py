@@ -226,7 +226,8 @@ async def test_no_outbox_message_is_published_twice(scene: Scene, apps: Responde
     assert apps.count("alert") == Counter(dict.fromkeys(STREET, 1))
     assert apps.count("cancel") == Counter(dict.fromkeys(STREET, 1))
     assert apps.count("questionnaire") == Counter(dict.fromkeys(STREET, 1))
-    assert published == count_rows(scene.engine, OutboxMessage) == 3 * len(STREET)
+    # alert, cancel, questionnaire and its inbox message for each
+    assert published == count_rows(scene.engine, OutboxMessage) == 4 * len(STREET)
 
 
 async def test_alerts_written_while_the_broker_is_down_are_delivered_once_it_is_back(

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from dateutil.relativedelta import relativedelta
 from sqlalchemy import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from alarm_core.metrics import AlarmMetrics
 from alarm_core.models import OutboxMessage
@@ -373,8 +373,10 @@ def test_a_certificate_running_out_within_thirty_days_gets_exactly_one_notice(
         "message": f"your CPR/AED certificate is valid until {expires}; renew it to keep "
                    "receiving alarms"}
     with Session(engine) as session:
-        [row] = session.exec(select(OutboxMessage)).all()
-    assert (row.topic, row.urgent) == ("responders/r-due/notice", False)
+        rows = session.exec(select(OutboxMessage).order_by(col(OutboxMessage.id))).all()
+    # and the same as an inbox message, pushed to the app
+    assert [(row.topic, row.urgent) for row in rows] == [
+        ("responders/r-due/notice", False), ("responders/r-due/inbox", False)]
 
     # Ten days on, the other certificate is due too; the first is not reminded again.
     assert core.remind_certificates(NOW + timedelta(days=10)) == 1
