@@ -8,6 +8,7 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import numpy as np
 from sqlalchemy import or_
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col
@@ -18,6 +19,8 @@ from alarm_core.pools import AedEntry, ResponderEntry
 from alarm_core.responders import ResponderFacts, Whereabouts, position_at
 from fleet.access import accessible_at
 from fleet.models import Aed, AedReadiness, ReadinessDeclaration, TelemetryState
+from fleet.region_store import region_map
+from fleet.regions import RegionMap
 from fleet.registry import readiness_of
 from fleet.settings import Settings
 
@@ -43,30 +46,55 @@ RESPONDER_COLUMNS = [col(Responder.id), col(Responder.date_of_birth),
                      col(Responder.home_lat), col(Responder.home_lon),
                      col(Responder.work_lat), col(Responder.work_lon),
                      col(Responder.last_lat), col(Responder.last_lon),
-                     col(Responder.last_location_at)]
+                     col(Responder.last_location_at), col(Responder.competences),
+                     col(Responder.region)]
 
 
 def pair(lat: float | None, lon: float | None) -> tuple[float, float] | None:
     return None if lat is None or lon is None else (lat, lon)
 
 
-def responder_entry(row: Any, now: datetime, work: bool, policy: DispatchPolicy) -> ResponderEntry:
-    """A responder row as the pool holds it, placed where they are likely to be at `now`."""
+def responder_entry(row: Any, now: datetime, work: bool, policy: DispatchPolicy,
+                    region: str | None = None) -> ResponderEntry:
+    """A responder row as the pool holds it, placed where they are likely to be at `now`;
+    `region`: theirs when the row names none."""
     places = Whereabouts(app=pair(row.last_lat, row.last_lon), app_at=row.last_location_at,
                          home=pair(row.home_lat, row.home_lon),
                          work=pair(row.work_lat, row.work_lon))
     position, _source = position_at(places, now, work, policy)
-    return entry_at(row, position)
+    return entry_at(row, position, region)
 
 
-def entry_at(row: Any, position: tuple[float, float] | None) -> ResponderEntry:
+def competences_of(value: str | None) -> frozenset[str]:
+    return frozenset(part for part in (value or "").split(",") if part)
+
+
+def home_regions(rows: list[Any], regions: RegionMap) -> list[str | None]:
+    """Each responder's region: the one named in their row, else the one their home (else
+    their work address) lies in."""
+    found: list[str | None] = [row.region for row in rows]
+    unnamed = [i for i, row in enumerate(rows) if row.region is None
+               and (pair(row.home_lat, row.home_lon) or pair(row.work_lat, row.work_lon))]
+    if unnamed:
+        places = [pair(rows[i].home_lat, rows[i].home_lon)
+                  or pair(rows[i].work_lat, rows[i].work_lon) for i in unnamed]
+        codes = regions.codes_at(np.array([p[0] for p in places if p]),
+                                 np.array([p[1] for p in places if p]))
+        for i, code in zip(unnamed, codes, strict=True):
+            found[i] = code
+    return found
+
+
+def entry_at(row: Any, position: tuple[float, float] | None,
+             region: str | None = None) -> ResponderEntry:
     """A responder row as the pool holds it, placed at `position`."""
     return ResponderEntry(
         id=row.id, lat=None if position is None else position[0],
         lon=None if position is None else position[1], date_of_birth=row.date_of_birth,
         certificate_date=row.certificate_date, available=row.available, active=row.active,
         busy=row.busy_incident is not None, quiet_from=row.quiet_from,
-        quiet_until=row.quiet_until, medical=row.training == "medical", app=row.channel == "app")
+        quiet_until=row.quiet_until, medical=row.training == "medical", app=row.channel == "app",
+        competences=competences_of(row.competences), region=row.region or region)
 
 
 def responder_facts(row: Any) -> ResponderFacts:
@@ -89,23 +117,28 @@ def responder_entries(session: Session, settings: Settings, now: datetime,
                                 col(Responder.work_lat).is_not(None),
                                 col(Responder.last_location_at).is_not(None)))
     work = at_work(settings, now)
-    return [responder_entry(row, now, work, settings.dispatch)
-            for row in session.execute(query)]
+    rows = list(session.execute(query))
+    regions = home_regions(rows, region_map(session, settings))
+    return [responder_entry(row, now, work, settings.dispatch, region)
+            for row, region in zip(rows, regions, strict=True)]
 
 
-def aed_entry(aed: Aed, readiness: str) -> AedEntry:
+def aed_entry(aed: Aed, readiness: str, region: str | None = None) -> AedEntry:
     return AedEntry(id=aed.id, lat=aed.lat, lon=aed.lon, readiness=readiness,
                     in_use=aed.in_use_incident is not None, public=aed.access == "public",
                     opening_hours=aed.opening_hours, access_code=aed.cabinet_code,
-                    location_hint=aed.location_hint, address=aed.address)
+                    location_hint=aed.location_hint, address=aed.address, region=region)
 
 
 def aed_entries(session: Session, settings: Settings, now: datetime,
                 aed_ids: list[str] | None = None) -> list[AedEntry]:
     """AEDs (all, or these) with their readiness evaluated now, not read from the last
     recorded state: a pool never trusts a state older than its own evaluation."""
-    return [aed_entry(aed, readiness.state.value)
-            for aed, readiness in readiness_of(session, settings, now, aed_ids).values()]
+    found = list(readiness_of(session, settings, now, aed_ids).values())
+    codes = region_map(session, settings).codes_at(
+        np.array([aed.lat for aed, _r in found]), np.array([aed.lon for aed, _r in found]))
+    return [aed_entry(aed, readiness.state.value, code)
+            for (aed, readiness), code in zip(found, codes, strict=True)]
 
 
 def changed_aed_ids(session: Session, since: datetime) -> list[str]:

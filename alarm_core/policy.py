@@ -29,6 +29,7 @@ COMPETENCES: dict[str, str] = {
     "water_rescue": "water rescue",
 }
 PAEDIATRIC = "paediatric_life_support"
+UNDER_ONE = "victim_under_one_year"
 
 # Exclusions that always stop the citizen alarm, with the words the dispatch centre sees.
 BUILT_IN_EXCLUSIONS: dict[str, str] = {

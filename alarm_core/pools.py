@@ -21,7 +21,7 @@ from numpy.typing import NDArray
 from scipy.spatial import cKDTree
 
 from alarm_core.geo import arc_to_chord, chord_to_arc, to_xyz
-from alarm_core.policy import DispatchPolicy
+from alarm_core.policy import COMPETENCES, DispatchPolicy
 from alarm_core.responders import adult_from, certificate_valid_until
 
 IntArray = NDArray[np.int64]
@@ -149,6 +149,11 @@ def _day(value: date) -> int:
 
 
 
+def competence_bits(competences: frozenset[str] | set[str]) -> int:
+    """The competences as bits of one integer, in the order of `COMPETENCES` (unknown: none)."""
+    return sum(1 << i for i, name in enumerate(COMPETENCES) if name in competences)
+
+
 def _minute(value: time | None) -> int:
     return NO_MINUTE if value is None else value.hour * 60 + value.minute
 
@@ -169,6 +174,12 @@ class ResponderEntry:
     quiet_until: time | None = None
     medical: bool = False
     app: bool = True
+    competences: frozenset[str] = frozenset()
+    region: str | None = None
+    """The region whose responder this is (cross-border alerting needs both regions' consent)."""
+
+
+NO_REGION = -1
 
 
 class ResponderPool:
@@ -176,7 +187,7 @@ class ResponderPool:
 
     COLUMNS = {"adult_day": np.int32, "cert_until_day": np.int32, "available": bool,
                "active": bool, "busy": bool, "quiet_from": np.int16, "quiet_until": np.int16,
-               "medical": bool, "app": bool}
+               "medical": bool, "app": bool, "competences": np.int32, "region": np.int16}
 
     def __init__(self, policy: DispatchPolicy, include_sms: bool = True) -> None:
         self.policy = policy
@@ -187,6 +198,12 @@ class ResponderPool:
         self.slot_of: dict[str, int] = {}
         self._cols: dict[str, Any] = {name: np.zeros(1024, dtype=kind)
                                       for name, kind in self.COLUMNS.items()}
+        self._region_numbers: dict[str, int] = {}
+
+    def _region_number(self, code: str | None) -> int:
+        if code is None:
+            return NO_REGION
+        return self._region_numbers.setdefault(code, len(self._region_numbers))
 
     def __len__(self) -> int:
         return len(self.index)
@@ -199,6 +216,8 @@ class ResponderPool:
             "available": entry.available, "active": entry.active, "busy": entry.busy,
             "quiet_from": _minute(entry.quiet_from), "quiet_until": _minute(entry.quiet_until),
             "medical": entry.medical, "app": entry.app,
+            "competences": competence_bits(entry.competences),
+            "region": self._region_number(entry.region),
         }
 
     def load(self, entries: list[ResponderEntry]) -> None:
@@ -265,6 +284,29 @@ class ResponderPool:
             & c["active"][slots] & c["available"][slots] & ~c["busy"][slots] & ~quiet
             & (c["app"][slots] | self.include_sms))
 
+    def suited_mask(self, slots: IntArray, regions: frozenset[str] | None,
+                    medical: bool = False, competence: str | None = None) -> NDArray[np.bool_]:
+        """Which of `slots` belong to one of `regions` (None: any) and have the training and
+        competence a call asks for."""
+        c = self._cols
+        keep = np.ones(len(slots), dtype=bool)
+        if regions is not None:
+            numbers = [self._region_numbers[code] for code in regions
+                       if code in self._region_numbers]
+            keep &= np.isin(c["region"][slots], np.asarray(numbers, dtype=np.int16))
+        if medical:
+            keep &= c["medical"][slots]
+        if competence is not None:
+            keep &= (c["competences"][slots] & competence_bits({competence})) != 0
+        return keep
+
+    def region_of(self, slot: int) -> str | None:
+        number = int(self._cols["region"][slot])
+        for code, n in self._region_numbers.items():
+            if n == number:
+                return code
+        return None
+
     def near(self, lat: float, lon: float, metres: float,
              local_now: datetime) -> tuple[IntArray, FloatArray]:
         """Alertable responders within `metres`, nearest first, with their distances."""
@@ -303,6 +345,8 @@ class AedEntry:
     access_code: str | None = None
     location_hint: str | None = None
     address: str | None = None
+    region: str | None = None
+    """The region the AED stands in: its opening hours are read in that region's time zone."""
 
 
 class AedPool:

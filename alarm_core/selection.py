@@ -8,16 +8,23 @@ the policy, and returns a `Plan`; it reads no clock, database or network.
 2. AEDs: up to `max_aeds` nearest within `aed_search_radius_m` that are deployable at the time of
    the call: readiness `ready` (or `unverified` when the policy allows it, flagged), not in use,
    public, and open day and night (or open at that moment when the policy allows it).
+   In a deployment with several regions: only AEDs of the call's region or of a region that
+   shares AEDs with it, each AED's opening hours read in its own region's time zone.
 3. Roles: the nearest responder always goes straight to the victim. For the AEDs, the responders
    who would bring each one fastest (responder -> AED -> victim) are chosen by an optimal
    assignment (`scipy.optimize.linear_sum_assignment`), so no AED's fetcher is taken greedily by
    another. Then the nearest remaining go to the victim until a `cpr_share` of the alerted do;
    everyone else is sent via the AED they would bring fastest, as backup fetchers.
+
+Responders come from the call's region and from regions that share responders with it, and
+must have what the call needs (`CallNeeds`: medical training for some incident types, the
+paediatric competence for an infant where the region alerts for infants). Every assignment
+says why the responder was chosen (`Assignment.reasons`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -26,14 +33,66 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from alarm_core.geo import TravelModel, chord_to_arc, to_xyz
-from alarm_core.policy import AedAccessPolicy, DispatchPolicy
+from alarm_core.policy import PAEDIATRIC, UNDER_ONE, AedAccessPolicy, DispatchPolicy
 from alarm_core.pools import AedPool, AedState, ResponderPool
 from fleet.access import accessible_at, is_always_open
+from fleet.regions import Region, RegionMap
 
 
 class Role:
     CPR = "cpr"
     FETCH_AED = "fetch_aed"
+
+
+class Why:
+    """Codes of `Assignment.reasons`: why a responder was chosen for what."""
+
+    NEAREST = "nearest"
+    """The nearest suitable responder: always sent straight to the victim."""
+    CPR_SHARE = "cpr_share"
+    """Among the nearest, sent straight to the victim (the policy's `cpr_share`)."""
+    CPR_NO_AED = "cpr_no_aed"
+    """Sent straight to the victim: no AED can be fetched for this call."""
+    FASTEST_WITH_AED = "fastest_with_aed"
+    """The AED's designated fetcher: brings it to the victim fastest."""
+    BACKUP_FETCHER = "backup_fetcher"
+    """Sent via the AED they would bring fastest, in case its fetcher declines."""
+    MEDICAL = "medical_training"
+    """The call's incident type is one to which only medically trained responders go."""
+    PAEDIATRIC = "paediatric_competence"
+    """An infant: the region alerts only responders with paediatric life support."""
+    CROSS_BORDER = "cross_border"
+    """A responder of a neighbouring region that shares its responders with this one."""
+
+
+@dataclass(frozen=True)
+class CallNeeds:
+    """What a call asks of every responder alerted for it."""
+
+    medical: bool = False
+    competence: str | None = None
+
+    def met_by(self, medical: bool, competences: frozenset[str]) -> bool:
+        """Whether a responder with this training and these competences may be alerted."""
+        return (medical or not self.medical) and \
+            (self.competence is None or self.competence in competences)
+
+    def reasons(self) -> tuple[str, ...]:
+        return ((Why.MEDICAL,) if self.medical else ()) + \
+            ((Why.PAEDIATRIC,) if self.competence == PAEDIATRIC else ())
+
+
+def infant_call(exclusions: tuple[str, ...] | list[str], policy: DispatchPolicy) -> bool:
+    """Whether a call excluded only for the victim's age (under one year) still alerts, as
+    an infant call, because the region alerts responders with paediatric life support."""
+    return policy.paediatric_under_one and list(exclusions) == [UNDER_ONE]
+
+
+def call_needs(policy: DispatchPolicy, incident_type: str | None, infant: bool) -> CallNeeds:
+    """The needs of a call of this type (an infant call only where the policy alerts for it)."""
+    return CallNeeds(medical=(incident_type or "cardiac_arrest")
+                     in policy.medical_only_incident_types,
+                     competence=PAEDIATRIC if infant else None)
 
 
 @dataclass(frozen=True)
@@ -49,11 +108,13 @@ class Assignment:
     """Expected seconds from the alert to arriving at the victim (via the AED when fetching)."""
     designated: bool = False
     """The AED's chosen fetcher (the others sent via it are backups)."""
+    reasons: tuple[str, ...] = ()
+    """Why this responder, and why this role (`Why` codes; `cross_border:<region>`)."""
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.responder_id, "role": self.role, "aed_id": self.aed_id,
                 "distance_m": round(self.distance_m, 1), "eta_s": round(self.eta_s, 1),
-                "designated_fetcher": self.designated}
+                "designated_fetcher": self.designated, "why": list(self.reasons)}
 
 
 @dataclass(frozen=True)
@@ -95,6 +156,8 @@ class Plan:
     first_aed_s: float | None
     skipped_aeds: dict[str, str] = field(default_factory=dict)
     """Nearer AEDs that were passed over, with the reason (`not_ready`, `in_use`, `closed`, ...)."""
+    selection: dict[str, Any] = field(default_factory=dict)
+    """What the choice was made under: the call's region, its needs, the regions drawn on."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -110,6 +173,7 @@ class Plan:
             "expected_first_cpr_s": _round(self.first_cpr_s),
             "expected_first_aed_s": _round(self.first_aed_s),
             "skipped_aeds": self.skipped_aeds,
+            **({"selection": self.selection} if self.selection else {}),
         }
 
 
@@ -121,24 +185,55 @@ def select_plan(lat: float, lon: float, at: datetime, responders: ResponderPool,
                 aeds: AedPool, policy: DispatchPolicy, tz_name: str = "Europe/Amsterdam",
                 country: str | None = "NL", *,
                 exclude_responders: frozenset[str] = frozenset(),
-                exclude_aeds: frozenset[str] = frozenset()) -> Plan:
+                exclude_aeds: frozenset[str] = frozenset(),
+                regions: RegionMap | None = None, region: Region | None = None,
+                needs: CallNeeds = CallNeeds()) -> Plan:
     """The plan for a cardiac arrest at (lat, lon) called in at `at` (aware), leaving out the
-    excluded responders and AEDs."""
+    excluded responders and AEDs. With `regions` and the call's `region`, that region's
+    policy and time zone hold (not `policy`, `tz_name`, `country`)."""
+    responder_regions: frozenset[str] | None = None
+    aed_regions: frozenset[str] | None = None
+    if region is not None:
+        policy, tz_name, country = region.dispatch, region.timezone, region.country
+        if regions is not None and not regions.single:
+            responder_regions = regions.responder_regions_for(region)
+            aed_regions = regions.aed_regions_for(region)
     local = at.astimezone(ZoneInfo(tz_name))
     slots, distances = responders.near(lat, lon, policy.max_search_radius_m, local)
+    keep = responders.suited_mask(slots, responder_regions, needs.medical, needs.competence)
     if exclude_responders:
-        keep = np.array([responders.ids[s] not in exclude_responders for s in slots.tolist()],
-                        dtype=bool)
-        slots, distances = slots[keep], distances[keep]
+        keep &= np.array([responders.ids[s] not in exclude_responders for s in slots.tolist()],
+                         dtype=bool)
+    slots, distances = slots[keep], distances[keep]
     radius, count = search_radius(distances, policy)
     slots, distances = slots[:count], distances[:count]
 
-    chosen, skipped = choose_aeds(lat, lon, at, aeds, policy, tz_name, country, exclude_aeds)
+    chosen, skipped = choose_aeds(lat, lon, at, aeds, policy, tz_name, country, exclude_aeds,
+                                  regions=regions if aed_regions is not None else None,
+                                  allowed_regions=aed_regions)
     travel = TravelModel(policy.speed_mps, policy.turnout_s)
     ids = [responders.ids[int(s)] for s in slots]
     positions = np.array([responders.index.position(int(s)) for s in slots]).reshape(-1, 3)
-    return assign_roles(lat, lon, at, radius, ids, positions, distances, chosen, aeds, travel,
+    plan = assign_roles(lat, lon, at, radius, ids, positions, distances, chosen, aeds, travel,
                         policy, skipped)
+    extra = needs.reasons()
+    home = {rid: responders.region_of(int(s)) for rid, s in zip(ids, slots.tolist(),
+                                                                 strict=True)}
+    assignments = tuple(replace(a, reasons=a.reasons + extra + _border(home[a.responder_id],
+                                                                         region))
+                        for a in plan.responders)
+    selection: dict[str, Any] = {}
+    if region is not None:
+        selection = {"region": region.code, "needs": list(extra),
+                     "responder_regions": sorted(responder_regions or {region.code}),
+                     "aed_regions": sorted(aed_regions or {region.code})}
+    return replace(plan, responders=assignments, selection=selection)
+
+
+def _border(home: str | None, region: Region | None) -> tuple[str, ...]:
+    if region is None or home is None or home == region.code:
+        return ()
+    return (f"{Why.CROSS_BORDER}:{home}",)
 
 
 def search_radius(distances: np.ndarray, policy: DispatchPolicy) -> tuple[float, int]:
@@ -159,9 +254,12 @@ def _aed_id(aed_ids: dict[int, str], column: int | None) -> str | None:
 
 
 def choose_aeds(lat: float, lon: float, at: datetime, aeds: AedPool, policy: DispatchPolicy,
-                tz_name: str, country: str | None, exclude: frozenset[str] = frozenset(),
+                tz_name: str, country: str | None, exclude: frozenset[str] = frozenset(), *,
+                regions: RegionMap | None = None, allowed_regions: frozenset[str] | None = None,
                 ) -> tuple[list[tuple[int, float, str]], dict[str, str]]:
-    """Up to `max_aeds` deployable AEDs nearest the victim: (slot, distance, access reason)."""
+    """Up to `max_aeds` deployable AEDs nearest the victim: (slot, distance, access reason).
+
+    With `regions`: only AEDs of the `allowed_regions`, each read in its region's time zone."""
     slots, distances = aeds.index.within(to_xyz(lat, lon), policy.aed_search_radius_m)
     chosen: list[tuple[int, float, str]] = []
     skipped: dict[str, str] = {}
@@ -169,8 +267,16 @@ def choose_aeds(lat: float, lon: float, at: datetime, aeds: AedPool, policy: Dis
         if len(chosen) == policy.max_aeds:
             break
         entry = aeds.entries[slot]
-        reason = "refuted" if entry.id in exclude else \
-            _not_deployable(slot, aeds, policy, at, tz_name, country)
+        zone, holidays = tz_name, country
+        home = None if regions is None else regions.get(entry.region)
+        if home is not None:
+            zone, holidays = home.timezone, home.country
+        if entry.id in exclude:
+            reason: str | None = "refuted"
+        elif regions is not None and (home is None or home.code not in (allowed_regions or ())):
+            reason = "other_region"
+        else:
+            reason = _not_deployable(slot, aeds, policy, at, zone, holidays)
         if reason is None:
             chosen.append((slot, distance, "always_open" if is_always_open(entry.opening_hours)
                            else "open"))
@@ -216,6 +322,7 @@ def assign_roles(lat: float, lon: float, at: datetime, radius: float, ids: list[
     n = len(ids)
     direct = travel.seconds(distances)
     roles: list[str] = [Role.CPR] * n
+    why: list[str] = [Why.NEAREST] + [Why.CPR_NO_AED] * (n - 1)
     aed_of: list[int | None] = [None] * n
     designated = [False] * n
     eta = direct.copy()
@@ -232,6 +339,7 @@ def assign_roles(lat: float, lon: float, at: datetime, radius: float, ids: list[
         for c in usable:
             r = fetcher_of[c]
             roles[r], aed_of[r], designated[r], eta[r] = Role.FETCH_AED, c, True, via[r, c]
+            why[r] = Why.FASTEST_WITH_AED
         n_cpr = max(1, round(n * policy.cpr_share))
         cpr = 0
         for r in range(n):
@@ -239,9 +347,12 @@ def assign_roles(lat: float, lon: float, at: datetime, radius: float, ids: list[
                 continue
             if cpr < n_cpr:
                 cpr += 1
+                if r:
+                    why[r] = Why.CPR_SHARE
                 continue
             best = min(usable, key=lambda c: (float(via[r, c]), c))  # noqa: B023
             roles[r], aed_of[r], eta[r] = Role.FETCH_AED, best, via[r, best]
+            why[r] = Why.BACKUP_FETCHER
         for c in usable:
             slot, distance, access = chosen[c]
             entry = aeds.entries[slot]
@@ -252,7 +363,8 @@ def assign_roles(lat: float, lon: float, at: datetime, radius: float, ids: list[
     aed_ids = {c: aeds.entries[chosen[c][0]].id for c in range(len(chosen))}
     assignments = tuple(
         Assignment(ids[r], roles[r], _aed_id(aed_ids, aed_of[r]),
-                   float(distances[r]), float(eta[r]), designated[r]) for r in range(n))
+                   float(distances[r]), float(eta[r]), designated[r], (why[r],))
+        for r in range(n))
     cpr_times = [a.eta_s for a in assignments if a.role == Role.CPR]
     return Plan(lat=lat, lon=lon, at=at, radius_m=radius, responders=assignments,
                 aeds=tuple(kept), first_cpr_s=min(cpr_times) if cpr_times else None,

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, NamedTuple
+from zoneinfo import ZoneInfo
 
 import numpy as np
 from dateutil.relativedelta import relativedelta
@@ -38,6 +39,7 @@ from alarm_core.models import (
     Responder,
     ResponderLocation,
 )
+from alarm_core.policy import DispatchPolicy
 from alarm_core.pools import AedPool, ResponderEntry, ResponderPool
 from alarm_core.responders import (
     NOT_ALERTABLE,
@@ -45,7 +47,15 @@ from alarm_core.responders import (
     certificate_valid_until,
     not_alertable_reason,
 )
-from alarm_core.selection import Plan, Role, not_deployable_reason, select_plan
+from alarm_core.selection import (
+    CallNeeds,
+    Plan,
+    Role,
+    call_needs,
+    infant_call,
+    not_deployable_reason,
+    select_plan,
+)
 from alarm_core.wire import (
     IncidentRequest,
     alert_payload,
@@ -56,6 +66,8 @@ from fleet.db import session_scope
 from fleet.ingest.readiness import ReadinessRecorder
 from fleet.models import Aed, Cabinet, DeviceEvent, ReadinessDeclaration, TelemetryState, utcnow
 from fleet.municipalities import MunicipalityLocator
+from fleet.region_store import region_map
+from fleet.regions import Region, RegionMap, everywhere
 from fleet.registry import municipality_locator, readiness_of
 from fleet.settings import Settings
 
@@ -108,6 +120,8 @@ class AlarmCore:
         self.aeds = AedPool()
         self._lock = threading.RLock()
         self._locator: MunicipalityLocator | None = None
+        self.regions = RegionMap([everywhere(settings.dispatch, settings.readiness,
+                                             settings.timezone, settings.country)])
         self._refreshed_at: datetime | None = None
         self._full_at: datetime | None = None
         self.outbox_written: Callable[[list[Committed]], None] = lambda _fresh: None
@@ -128,6 +142,7 @@ class AlarmCore:
     def load(self, now: datetime) -> tuple[int, int]:
         """Build both pools from the database; returns (responders, AEDs)."""
         with Session(self.engine) as session:
+            regions = region_map(session, self.settings)
             responders = self._new_responder_pool(loading.responder_entries(
                 session, self.settings, now))
             aeds = AedPool()
@@ -135,6 +150,7 @@ class AlarmCore:
             locator = municipality_locator(session)
         with self._lock:
             self.responders, self.aeds, self._locator = responders, aeds, locator
+            self.regions = regions
         self._refreshed_at = self._full_at = now
         logger.info("alarm core loaded %d responders and %d AEDs", len(responders), len(aeds))
         return len(responders), len(aeds)
@@ -156,6 +172,13 @@ class AlarmCore:
         full = self._full_at is None or (now - self._full_at) >= timedelta(
             minutes=self.settings.alarm.full_refresh_minutes)
         with Session(self.engine) as session:
+            regions = region_map(session, self.settings)
+            if regions is not self.regions:
+                # Areas or rules changed: every AED and responder may now be in another region.
+                logger.info("regions changed: %s", ", ".join(r.code for r in regions))
+                session.close()
+                self.load(now)
+                return
             changed = loading.changed_aed_ids(session, since)
             all_aeds = full or len(changed) > FULL_REFRESH_ABOVE
             aed_list = loading.aed_entries(session, self.settings, now,
@@ -189,26 +212,55 @@ class AlarmCore:
 
     # -- intake -------------------------------------------------------------------------------
 
-    def check_location(self, lat: float, lon: float) -> None:
-        """Refuse a victim position outside the service area."""
+    def check_location(self, lat: float, lon: float) -> Region:
+        """The region of a victim position; refused outside the service area."""
+        region = self.regions.region_at(lat, lon)
+        if region is None:
+            raise Refused("outside_service_area",
+                          f"{lat:.5f},{lon:.5f} is in none of the served regions")
+        if not self.regions.single:
+            return region
         if self._locator is not None and len(self._locator):
             if self._locator.locate(lat, lon) is None:
                 raise Refused("outside_service_area",
                               f"{lat:.5f},{lon:.5f} is in none of the served municipalities")
-            return
+            return region
         west, south, east, north = self.settings.alarm.service_area
         if not (west <= lon <= east and south <= lat <= north):
             raise Refused("outside_service_area",
                           f"{lat:.5f},{lon:.5f} is outside the service area")
+        return region
 
-    def plan(self, lat: float, lon: float, at: datetime) -> Plan:
+    def policy_of(self, incident: Incident) -> DispatchPolicy:
+        """The dispatch policy an incident is handled under: its region's."""
+        region = self.regions.get(incident.region)
+        return self.policy if region is None else region.dispatch
+
+    def known_exclusions(self) -> dict[str, str]:
+        """Exclusion codes any region takes (each call is checked against its own region's)."""
+        known: dict[str, str] = {}
+        for region in self.regions:
+            known.update(region.dispatch.exclusions())
+        return known
+
+    def plan(self, lat: float, lon: float, at: datetime, incident_type: str | None = None,
+             infant: bool = False) -> Plan:
         """The plan for a call at `at`, from the pools alone (the dry run)."""
+        region = self.regions.region_at(lat, lon)
         with self._lock:
+            if region is None:
+                return select_plan(lat, lon, at, self.responders, self.aeds, self.policy,
+                                   self.settings.timezone, self.settings.country)
             return select_plan(lat, lon, at, self.responders, self.aeds, self.policy,
-                               self.settings.timezone, self.settings.country)
+                               regions=self.regions, region=region,
+                               needs=call_needs(region.dispatch, incident_type, infant))
 
-    def intake(self, caller: str, request: IncidentRequest, now: datetime) -> IntakeResult:
-        """Take a cardiac-arrest call: store it, choose, alert; idempotent on the reference."""
+    def intake(self, caller: str, request: IncidentRequest, now: datetime,
+               caller_region: str | None = None) -> IntakeResult:
+        """Take a cardiac-arrest call: store it, choose, alert; idempotent on the reference.
+
+        `caller_region`: the dispatch centre's region (from its token); its calls must lie
+        there."""
         if request.lat is None or request.lon is None:
             raise Refused("address_not_geocoded",
                           "this alarm core has no geocoder: send the victim's lat and lon")
@@ -228,19 +280,35 @@ class AlarmCore:
                                    f"reference {request.reference} was already used for a "
                                    "different incident")
                 return IntakeResult(existing, False, None)
-            self.check_location(request.lat, request.lon)
+            region = self.check_location(request.lat, request.lon)
+            if caller_region is not None and caller_region != region.code:
+                raise Refused("outside_caller_region",
+                              f"{request.lat:.5f},{request.lon:.5f} lies in {region.code}, not "
+                              f"in {caller_region}: the dispatch centre of {region.code} "
+                              "takes this call")
             if now - called_at > timedelta(minutes=self.policy.incident_timeout_minutes):
                 raise Refused("call_too_old", "called_at is older than the incident timeout")
+            policy = region.dispatch
+            unknown = sorted(set(request.exclusions) - set(policy.exclusions()))
+            if unknown:
+                raise Refused("unknown_exclusion",
+                              f"{region.code} knows no exclusion {', '.join(unknown)}; known: "
+                              f"{', '.join(policy.exclusions())}")
             incident = Incident(
                 id=f"inc-{secrets.token_hex(6)}", caller=caller, reference=request.reference,
                 request_sha256=fingerprint, lat=request.lat, lon=request.lon,
                 address=request.address, called_at=called_at, received_at=now,
                 source=request.source, exclusions=" ".join(request.exclusions),
+                incident_type=request.incident_type,
+                region=None if self.regions.single else region.code,
                 state="excluded", outcome="excluded")
-            if request.exclusions:
+            infant = infant_call(request.exclusions, policy)
+            if request.exclusions and not infant:
                 session.add(incident)
                 return IntakeResult(incident, True, None)
-            plan = self._checked_plan(session, incident.id, request.lat, request.lon, now)
+            needs = call_needs(policy, request.incident_type, infant)
+            plan = self._checked_plan(session, incident.id, request.lat, request.lon, now,
+                                      region, needs)
             incident.state = incident.outcome = "dispatched" if plan.responders else \
                 "no_responders"
             incident.plan = json.dumps(plan.to_json())
@@ -269,7 +337,7 @@ class AlarmCore:
         return IntakeResult(incident, True, plan)
 
     def _checked_plan(self, session: Session, incident_id: str, lat: float, lon: float,
-                      now: datetime) -> Plan:
+                      now: datetime, region: Region, needs: CallNeeds) -> Plan:
         """A plan whose every AED and responder the database confirms, claimed for this incident.
 
         The pools may be seconds behind the database. What they got wrong is corrected in
@@ -280,11 +348,11 @@ class AlarmCore:
         left_out_responders: set[str] = set()
         for _attempt in range(MAX_REPLANS):
             plan = select_plan(lat, lon, now, self.responders, self.aeds, self.policy,
-                               self.settings.timezone, self.settings.country,
                                exclude_responders=frozenset(left_out_responders),
-                               exclude_aeds=frozenset(left_out_aeds))
-            stale_aeds, refuted_aeds = self._check_aeds(session, plan, now)
-            refuted_responders = self._check_responders(session, plan, now)
+                               exclude_aeds=frozenset(left_out_aeds),
+                               regions=self.regions, region=region, needs=needs)
+            stale_aeds, refuted_aeds = self._check_aeds(session, plan, now, region)
+            refuted_responders = self._check_responders(session, plan, now, region, needs)
             left_out_aeds |= refuted_aeds
             left_out_responders |= refuted_responders
             if stale_aeds or refuted_aeds or refuted_responders:
@@ -331,12 +399,13 @@ class AlarmCore:
                             .values(busy_incident=None))
         return taken_aeds, taken_responders
 
-    def _check_aeds(self, session: Session, plan: Plan,
-                    now: datetime) -> tuple[set[str], set[str]]:
+    def _check_aeds(self, session: Session, plan: Plan, now: datetime,
+                    region: Region) -> tuple[set[str], set[str]]:
         """AEDs whose pool entry was stale (corrected), and those the database refutes."""
         if not plan.aeds:
             return set(), set()
         fresh = readiness_of(session, self.settings, now, [a.id for a in plan.aeds])
+        allowed = self.regions.aed_regions_for(region)
         stale, refuted = set(), set()
         for chosen in plan.aeds:
             if chosen.id not in fresh:
@@ -345,27 +414,35 @@ class AlarmCore:
                 continue
             aed, readiness = fresh[chosen.id]
             state = readiness.state.value
-            if not_deployable_reason(state, aed.in_use_incident is not None,
-                                     aed.access == "public", aed.opening_hours, now,
-                                     self.policy, self.settings.timezone,
-                                     self.settings.country) is not None:
+            home = self.regions.region_at(aed.lat, aed.lon)
+            if home is None or home.code not in allowed or not_deployable_reason(
+                    state, aed.in_use_incident is not None, aed.access == "public",
+                    aed.opening_hours, now, region.dispatch, home.timezone,
+                    home.country) is not None:
                 refuted.add(chosen.id)
             elif state != chosen.readiness:
                 # Deployable, but the alert must say what the database says (`unverified`).
                 stale.add(chosen.id)
             if chosen.id in refuted or chosen.id in stale:
-                self.aeds.upsert(loading.aed_entry(aed, state))
+                self.aeds.upsert(loading.aed_entry(aed, state,
+                                                   None if home is None else home.code))
         return stale, refuted
 
-    def _check_responders(self, session: Session, plan: Plan, now: datetime) -> set[str]:
-        """Responders the database says must not be alerted (their pool entries corrected)."""
+    def _check_responders(self, session: Session, plan: Plan, now: datetime, region: Region,
+                          needs: CallNeeds) -> set[str]:
+        """Responders the database says must not be alerted (their pool entries corrected):
+        not alertable now, or no longer of a region or with the training the call needs."""
         if not plan.responders:
             return set()
         ids = [a.responder_id for a in plan.responders]
         rows = {row.id: row for row in session.execute(
             sa_select(*loading.RESPONDER_COLUMNS).where(col(Responder.id).in_(ids)))}
-        local = loading.local(self.settings, now)
+        local = now.astimezone(ZoneInfo(region.timezone))
         work = loading.at_work(self.settings, now)
+        present = list(rows.values())
+        homes = dict(zip([row.id for row in present],
+                         loading.home_regions(present, self.regions), strict=True))
+        allowed = None if self.regions.single else self.regions.responder_regions_for(region)
         refuted = set()
         for responder_id in ids:
             row = rows.get(responder_id)
@@ -373,8 +450,12 @@ class AlarmCore:
                 self.responders.remove(responder_id)
                 refuted.add(responder_id)
             elif not_alertable_reason(loading.responder_facts(row), local, self.policy) \
-                    or (row.channel != "app" and not self.responders.include_sms):
-                self.responders.upsert(loading.responder_entry(row, now, work, self.policy))
+                    or (row.channel != "app" and not self.responders.include_sms) \
+                    or not needs.met_by(row.training == "medical",
+                                        loading.competences_of(row.competences)) \
+                    or (allowed is not None and homes[responder_id] not in allowed):
+                self.responders.upsert(loading.responder_entry(row, now, work, self.policy,
+                                                               homes[responder_id]))
                 refuted.add(responder_id)
         return refuted
 
@@ -635,7 +716,8 @@ class AlarmCore:
         links = self._links(session, incident.id)
         fetchers = {li.fetcher_id for li in links}
         cpr = sum(a.status == "accepted" and a.responder_id not in fetchers for a in alerts)
-        if cpr < self.policy.accept_target_cpr or not all(li.fetcher_accepted for li in links):
+        if cpr < self.policy_of(incident).accept_target_cpr \
+                or not all(li.fetcher_accepted for li in links):
             return []
         incident.enough_at = now
         session.add(incident)

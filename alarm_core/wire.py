@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from alarm_core.errors import Refused
+from alarm_core.policy import INCIDENT_TYPES
 from device_agents.payloads import load_json
 
 SOURCES = ("112", "wearable")
@@ -37,13 +38,18 @@ class IncidentRequest:
     called_at: datetime | None
     source: str
     exclusions: tuple[str, ...]
+    incident_type: str | None = None
+    """What the dispatch centre says the call is (`INCIDENT_TYPES`); None: a cardiac arrest."""
 
     def fingerprint(self) -> str:
         """SHA-256 of the request's content: the same reference must always carry the same."""
-        document = {"reference": self.reference, "lat": self.lat, "lon": self.lon,
-                    "address": self.address, "source": self.source,
-                    "called_at": None if self.called_at is None else self.called_at.isoformat(),
-                    "exclusions": sorted(self.exclusions)}
+        document: dict[str, Any] = {
+            "reference": self.reference, "lat": self.lat, "lon": self.lon,
+            "address": self.address, "source": self.source,
+            "called_at": None if self.called_at is None else self.called_at.isoformat(),
+            "exclusions": sorted(self.exclusions)}
+        if self.incident_type is not None:  # calls without one keep their earlier fingerprint
+            document["incident_type"] = self.incident_type
         return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
 
 
@@ -100,8 +106,12 @@ def parse_incident(body: Any, known_exclusions: dict[str, str]) -> IncidentReque
     if unknown:
         raise Refused("unknown_exclusion", f"unknown exclusion codes {unknown}; known: "
                                            f"{sorted(known_exclusions)}")
+    incident_type = body.get("incident_type")
+    if incident_type is not None and incident_type not in INCIDENT_TYPES:
+        raise Refused("invalid_field", "incident_type must be one of "
+                                       f"{', '.join(INCIDENT_TYPES)}")
     return IncidentRequest(reference, lat, lon, address, called_at, source,
-                           tuple(sorted(set(exclusions))))
+                           tuple(sorted(set(exclusions))), incident_type)
 
 
 @dataclass(frozen=True)
@@ -211,6 +221,7 @@ def sms_text(payload: dict[str, Any]) -> str:
         return (f"aedfleet RESUSCITATION ALARM: fetch the AED at {aed['lat']:.5f},"
                 f"{aed['lon']:.5f}{hint} and bring it to {where}.")
     return f"aedfleet RESUSCITATION ALARM: go to {where} and start CPR."
+
 
 def news_topic(region: str) -> str:
     return f"{NEWS_ROOT}/{region}/news"

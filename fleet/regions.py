@@ -39,6 +39,14 @@ OVERLAP_TOLERANCE = 1e-4
 """Share of a region's area another may overlap (simplified outlines touch, they do not
 share land)."""
 METRES_PER_DEGREE = 111_320.0
+REGIONAL_DISPATCH = frozenset({
+    "search_radius_m", "max_search_radius_m", "radius_step_m", "min_responders",
+    "max_alerted", "max_aeds", "aed_search_radius_m", "cpr_share", "aed_access",
+    "allow_unverified_aeds", "speed_mps", "turnout_s", "accept_target_cpr",
+    "extra_exclusions", "paediatric_under_one", "medical_only_incident_types",
+    "share_responders_with", "share_aeds_with"})
+"""The dispatch settings a region may set for its own calls. The others (timers, who may be a
+responder, how long locations are kept) hold for every region alike."""
 
 
 class RegionError(ValueError):
@@ -163,11 +171,15 @@ _READINESS = TypeAdapter(ReadinessPolicy)
 
 
 def _policy(adapter: TypeAdapter[Any], base: Any, overrides: Mapping[str, Any],
-            what: str) -> Any:
+            what: str, regional: frozenset[str] | None = None) -> Any:
     known = {f.name for f in fields(base)}
     unknown = sorted(set(overrides) - known)
     if unknown:
         raise RegionError(f"[{what}] has no setting {', '.join(unknown)}")
+    shared = sorted(set(overrides) - (known if regional is None else regional))
+    if shared:
+        raise RegionError(f"[{what}] {', '.join(shared)}: the same for every region, "
+                          "set in the [dispatch] settings")
     try:
         return adapter.validate_python({**asdict(base), **overrides})
     except ValidationError as exc:
@@ -221,7 +233,7 @@ class RegionSpec:
         return Region(code=self.code, name=self.name, timezone=self.timezone,
                       country=self.country, languages=self.languages,
                       dispatch=_policy(_DISPATCH, dispatch, self.dispatch,
-                                       f"{self.code} dispatch"),
+                                       f"{self.code} dispatch", REGIONAL_DISPATCH),
                       readiness=_policy(_READINESS, readiness, self.readiness,
                                         f"{self.code} readiness"),
                       area=area_from_geojson(json.loads(self.area_geojson)))

@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import numpy as np
 from sqlalchemy import Engine, func
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
@@ -38,6 +39,8 @@ from fleet.readiness import (
     describe_reason,
     evaluate_readiness,
 )
+from fleet.region_store import region_map
+from fleet.regions import Region
 from fleet.registry_file import ParsedFile, RowRejection
 from fleet.settings import Settings
 
@@ -361,12 +364,13 @@ def aed_statuses(session: Session, settings: Settings, now: datetime, *,
                  state: ReadinessState | None = None) -> list[AedStatus]:
     """Readiness and accessibility of AEDs in one pass: one query, then the pure rules."""
     statuses: dict[str, AedStatus] = {}
+    regions = region_map(session, settings)
     for aed, muni, manager, device_id, telemetry, declaration in session.execute(
             _status_query(aed_ids, municipality)):
         if aed.id in statuses:  # two declarations with the same timestamp
             continue
         status = evaluate_status(aed, muni, manager, device_id, telemetry, declaration,
-                                 settings, now)
+                                 settings, now, regions.region_at(aed.lat, aed.lon))
         if state is None or status.readiness.state is state:
             statuses[aed.id] = status
     return list(statuses.values())
@@ -381,7 +385,7 @@ def readiness_of(session: Session, settings: Settings, now: datetime,
     Cabinet state is read as rows, never from the session's identity map, so that state written
     earlier in the same transaction is what counts.
     """
-    local_now = now.astimezone(ZoneInfo(settings.timezone))
+    regions = region_map(session, settings)
     found: dict[str, tuple[Aed, Readiness]] = {}
     chunks = ([None] if aed_ids is None
               else [aed_ids[i:i + CHUNK] for i in range(0, len(aed_ids), CHUNK)])
@@ -403,10 +407,17 @@ def readiness_of(session: Session, settings: Settings, now: datetime,
                 sa_select(state_table).where(
                     state_table.c.device_id.in_(devices[start:start + CHUNK])))})
         latest = {aed_id: at for aed_id, at in session.execute(declared)}
-        for aed, device in rows:
+        codes = regions.codes_at(np.array([aed.lat for aed, _d in rows]),
+                                 np.array([aed.lon for aed, _d in rows]))
+        for (aed, device), code in zip(rows, codes, strict=True):
+            # Each AED by the thresholds of the region it stands in (the settings' own
+            # outside every region), on that region's calendar.
+            region = regions.get(code)
+            rules = settings.readiness if region is None else region.readiness
+            zone = settings.timezone if region is None else region.timezone
             found[aed.id] = (aed, evaluate_readiness(
                 *readiness_inputs(aed, device, states.get(device), latest.get(aed.id)),
-                local_now, settings.readiness))
+                now.astimezone(ZoneInfo(zone)), rules))
     return found
 
 
@@ -425,16 +436,19 @@ def readiness_inputs(aed: Aed, device_id: str | None, telemetry: Any,
 def evaluate_status(aed: Aed, municipality: str | None, manager: str | None,
                     device_id: str | None, telemetry: TelemetryState | None,
                     declaration: ReadinessDeclaration | None, settings: Settings,
-                    now: datetime) -> AedStatus:
-    policy = settings.readiness
+                    now: datetime, region: Region | None = None) -> AedStatus:
+    """Readiness and accessibility of one AED by the rules and calendar of its `region`
+    (the settings' own outside every region)."""
+    policy = settings.readiness if region is None else region.readiness
+    zone = settings.timezone if region is None else region.timezone
+    country = settings.country if region is None else region.country
     # Expiry dates are local calendar dates: "today" is today where the AED is.
-    local_now = now.astimezone(ZoneInfo(settings.timezone))
+    local_now = now.astimezone(ZoneInfo(zone))
     readiness = evaluate_readiness(
         *readiness_inputs(aed, device_id, telemetry,
                           declaration.declared_at if declaration is not None else None),
         local_now, policy)
-    access = accessible_at(aed.access, aed.opening_hours, now, settings.timezone,
-                           settings.country)
+    access = accessible_at(aed.access, aed.opening_hours, now, zone, country)
     return AedStatus(
         aed=aed, municipality=municipality, manager=manager, device_id=device_id,
         telemetry=telemetry, declaration=declaration, readiness=readiness, access=access,

@@ -6,7 +6,7 @@ import hashlib
 import secrets
 from datetime import datetime
 from functools import wraps
-from typing import Any
+from typing import Any, NamedTuple
 
 from flask import current_app, g, request
 from flask_login import current_user
@@ -17,6 +17,7 @@ from sqlmodel import Session, col
 from alarm_core.errors import Refused
 from alarm_core.models import ApiToken
 from fleet.db import session_scope
+from fleet.models import Region
 
 
 def token_digest(token: str) -> str:
@@ -34,14 +35,18 @@ SESSION_ROLES = {"dispatch": ("admin", "dispatcher"), "coverage": ("admin", "mun
                  "fleet": ("admin", "manager", "municipality")}
 
 
-def create_token(engine: Any, caller: str, now: datetime, scope: str = "dispatch") -> str:
-    """A new token for `caller`; only its digest is stored, so it is shown once."""
+def create_token(engine: Any, caller: str, now: datetime, scope: str = "dispatch",
+                 region: str | None = None) -> str:
+    """A new token for `caller` (a dispatch centre's for its `region`, whose area its calls
+    must lie in); only its digest is stored, so it is shown once."""
     if scope not in SCOPES:
         raise ValueError(f"unknown scope {scope!r}; one of {', '.join(SCOPES)}")
     token = secrets.token_urlsafe(32)
     with session_scope(engine) as session:
+        if region is not None and session.get(Region, region) is None:
+            raise ValueError(f"no region {region!r} (see `aedfleet regions list`)")
         session.add(ApiToken(caller=caller, scope=scope, token_sha256=token_digest(token),
-                             created_at=now))
+                             created_at=now, region=region))
     return token
 
 
@@ -53,13 +58,20 @@ def revoke_tokens(engine: Any, caller: str, now: datetime) -> int:
         return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
-def caller_of(engine: Any, token: str) -> tuple[str, str] | None:
-    """The caller and scope of an unrevoked token."""
+class TokenCaller(NamedTuple):
+    caller: str
+    scope: str
+    region: str | None
+
+
+def caller_of(engine: Any, token: str) -> TokenCaller | None:
+    """The caller, scope and region of an unrevoked token."""
     with Session(engine) as session:
-        row = session.execute(sa_select(col(ApiToken.caller), col(ApiToken.scope)).where(
+        row = session.execute(sa_select(col(ApiToken.caller), col(ApiToken.scope),
+                                        col(ApiToken.region)).where(
             col(ApiToken.token_sha256) == token_digest(token),
             col(ApiToken.revoked_at).is_(None))).first()
-        return None if row is None else (row[0], row[1])
+        return None if row is None else TokenCaller(row[0], row[1], row[2])
 
 
 def token_required(scope: str) -> Any:
@@ -70,6 +82,7 @@ def token_required(scope: str) -> Any:
         @wraps(view)
         def wrapped(*args: Any, **kwargs: Any) -> Any:
             g.account = None
+            g.caller_region = None
             header = request.headers.get("Authorization", "")
             if not header and request.method in ("GET", "HEAD") \
                     and current_user.is_authenticated:
@@ -87,7 +100,8 @@ def token_required(scope: str) -> Any:
             if found[1] != scope:
                 raise Refused("forbidden", f"this token's scope is {found[1]}, not {scope}",
                               status=403)
-            g.caller = found[0]
+            g.caller = found.caller
+            g.caller_region = found.region
             return view(*args, **kwargs)
         return wrapped
     return decorate

@@ -249,12 +249,17 @@ def tokens() -> None:
               default="dispatch", show_default=True, help="dispatch: a 112 centre "
               "(incidents); responders: a responder-app backend (answers); coverage: a "
               "map that reads coverage.")
+@click.option("--region", help="A dispatch centre's region (see `aedfleet regions list`): "
+              "its calls must lie in that region.")
 @pass_context
-def tokens_create(ctx: Context, caller: str, scope: str) -> None:
+def tokens_create(ctx: Context, caller: str, scope: str, region: str | None) -> None:
     """Print a new token for CALLER (shown once; only its digest is stored)."""
     from web.auth import create_token
 
-    click.echo(create_token(ctx.engine, caller, datetime.now(UTC), scope))
+    try:
+        click.echo(create_token(ctx.engine, caller, datetime.now(UTC), scope, region))
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 @tokens.command("revoke")

@@ -57,8 +57,8 @@ def create_incident() -> tuple[Response, int]:
     core = _core()
     started = time.perf_counter()
     try:
-        parsed = parse_incident(_body(), core.policy.exclusions())
-        result = core.intake(g.caller, parsed, _now())
+        parsed = parse_incident(_body(), core.known_exclusions())
+        result = core.intake(g.caller, parsed, _now(), g.caller_region)
     except Refused as exc:
         _metrics().rejected.labels(exc.code).inc()
         raise
