@@ -9,6 +9,10 @@ Formats, detected from the file:
 - OpenStreetMap CSV: a header with `osm_id` and OSM tag names as columns;
 - GeoJSON FeatureCollection of points: OpenStreetMap `emergency=defibrillator` exports (ids such as
   `node/123`, tags as properties) or any registry with those properties.
+
+With `german_hours`, opening hours written as German free text ("Mo-Fr 8-18 Uhr") are read into
+OSM syntax (`fleet.opening_hours_de`); text that cannot be read safely is imported as no hours,
+so the AED counts as closed, and noted with its line.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from pydantic import ValidationError
 from fleet.access import opening_hours_error
 from fleet.errors import ImportFileError
 from fleet.models import AedCreate
+from fleet.opening_hours_de import GermanHours, read_german_hours
 
 ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 OSM_REF = re.compile(r"(node|way|relation)/\d+")
@@ -88,6 +93,7 @@ class ParsedFile:
     records: list[tuple[int, AedCreate]] = field(default_factory=list)
     rejections: list[RowRejection] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    german_hours_read: int = 0
 
     @property
     def rows(self) -> int:
@@ -98,7 +104,8 @@ class RowError(ValueError):
     """One row's problem, in words for the operator."""
 
 
-def read_registry_file(path: Path, id_prefix: str = "", source: str | None = None) -> ParsedFile:
+def read_registry_file(path: Path, id_prefix: str = "", source: str | None = None, *,
+                       german_hours: bool = False) -> ParsedFile:
     """Parse a registry file of any supported format."""
     if source is not None and not 1 <= len(source) <= MAX_SOURCE:
         raise ImportFileError(f"source name must be 1-{MAX_SOURCE} characters")
@@ -107,8 +114,14 @@ def read_registry_file(path: Path, id_prefix: str = "", source: str | None = Non
     text = _read_text(path)
     name = path.name.lower().removesuffix(".gz")
     if name.endswith((".geojson", ".json")) or text.lstrip().startswith("{"):
-        return parse_geojson(text, id_prefix=id_prefix, source=source)
-    return parse_csv(text, id_prefix=id_prefix, source=source)
+        parsed = parse_geojson(text, id_prefix=id_prefix, source=source,
+                               german_hours=german_hours)
+    else:
+        parsed = parse_csv(text, id_prefix=id_prefix, source=source, german_hours=german_hours)
+    if parsed.german_hours_read:
+        parsed.notes.append(f"{parsed.german_hours_read} opening_hours read from German text "
+                            "into OpenStreetMap syntax")
+    return parsed
 
 
 def _read_text(path: Path) -> str:
@@ -127,7 +140,8 @@ def _read_text(path: Path) -> str:
         raise ImportFileError(f"{path} is not UTF-8 text (byte {exc.start})") from exc
 
 
-def parse_csv(text: str, id_prefix: str = "", source: str | None = None) -> ParsedFile:
+def parse_csv(text: str, id_prefix: str = "", source: str | None = None, *,
+              german_hours: bool = False) -> ParsedFile:
     """Parse a registry CSV or an OpenStreetMap CSV export."""
     stream = io.StringIO(text, newline="")
     reader = csv.DictReader(stream)
@@ -182,7 +196,7 @@ def parse_csv(text: str, id_prefix: str = "", source: str | None = None) -> Pars
         raw = {k.strip().lower(): v for k, v in row.items()}
         if is_osm:
             raw["id"] = _osm_id(raw.get("osm_type") or "node", raw.get("osm_id"))
-        _add_record(parsed, line, raw, id_prefix, source or parsed.format, seen)
+        _add_record(parsed, line, raw, id_prefix, source or parsed.format, seen, german_hours)
     return parsed
 
 
@@ -191,7 +205,8 @@ def _row_id(row: dict[str | None, object]) -> str | None:
     return value.strip() or None if isinstance(value, str) else None
 
 
-def parse_geojson(text: str, id_prefix: str = "", source: str | None = None) -> ParsedFile:
+def parse_geojson(text: str, id_prefix: str = "", source: str | None = None, *,
+                  german_hours: bool = False) -> ParsedFile:
     """Parse a GeoJSON FeatureCollection of AED points; rows are numbered by feature."""
     try:
         document = json.loads(text)
@@ -217,7 +232,7 @@ def parse_geojson(text: str, id_prefix: str = "", source: str | None = None) -> 
         if from_osm:
             parsed.format = "osm-geojson"
         _add_record(parsed, number, raw, id_prefix,
-                    source or ("osm-geojson" if from_osm else "geojson"), seen)
+                    source or ("osm-geojson" if from_osm else "geojson"), seen, german_hours)
     return parsed
 
 
@@ -265,7 +280,8 @@ def _canonical(columns: list[str]) -> set[str]:
 
 
 def _add_record(parsed: ParsedFile, line: int, raw: dict[str, str], id_prefix: str,
-                source: str, seen: dict[str, int]) -> None:
+                source: str, seen: dict[str, int], german_hours: bool = False) -> None:
+    german = _read_german_hours(raw) if german_hours else None
     try:
         record = record_from_fields(raw, id_prefix=id_prefix, source=source)
     except RowError as exc:
@@ -279,6 +295,25 @@ def _add_record(parsed: ParsedFile, line: int, raw: dict[str, str], id_prefix: s
         return
     seen[record.id] = line
     parsed.records.append((line, record))
+    if german is None:
+        return
+    if german.opening_hours is None:
+        record.opening_hours = None  # set, so that a re-import clears hours stored before
+        parsed.notes.append(f"line {line}: opening_hours {german.text!r} not read "
+                            f"({german.reason}): imported without hours, counts as closed")
+    else:
+        parsed.german_hours_read += 1
+
+
+def _read_german_hours(raw: dict[str, str]) -> GermanHours | None:
+    """The row's hours read from German free text into OSM syntax, put into the row (nothing
+    where they cannot be read); None when the row has no hours or OSM hours already."""
+    hours = (raw.get("opening_hours") or "").strip()
+    if not hours or opening_hours_error(hours) is None:
+        return None
+    read = read_german_hours(hours)
+    raw["opening_hours"] = read.opening_hours or ""
+    return read
 
 
 def record_from_fields(raw: dict[str, str], id_prefix: str = "",

@@ -16,16 +16,20 @@ from fleet.registry_file import read_registry_file
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--id-prefix", default="", help="Prefix for the file's ids (e.g. 'koeln-').")
 @click.option("--source", default=None, help="Name of the source stored with each AED.")
+@click.option("--german-hours", is_flag=True, help="Read opening hours written as German text "
+              "('Mo-Fr 8-18 Uhr') into OpenStreetMap syntax; text that cannot be read safely "
+              "is imported as no hours (the AED counts as closed) and noted.")
 @click.option("--json", "as_json", is_flag=True, help="Print the import report as JSON.")
 @pass_context
 def import_file(ctx: Context, file: Path, id_prefix: str, source: str | None,
-                as_json: bool) -> None:
+                german_hours: bool, as_json: bool) -> None:
     """Import AEDs from FILE; re-importing updates, never duplicates.
 
     Every rejected row is reported with its line and reason; the good rows are imported.
     Exit status 1 when nothing could be imported.
     """
-    parsed = read_registry_file(file, id_prefix=id_prefix, source=source)
+    parsed = read_registry_file(file, id_prefix=id_prefix, source=source,
+                                german_hours=german_hours)
     with progress_bar(len(parsed.records), f"importing {file.name}") as bar:
         report = import_registry(ctx.engine, parsed, progress=bar, actor=ctx.actor,
                                  name=file.name)
