@@ -15,19 +15,29 @@ from alarm_core.errors import Conflict, NotFound
 from alarm_core.models import AftercareTask, Questionnaire
 from alarm_core.policy import DispatchPolicy
 from fleet.db import session_scope
+from fleet.i18n import N_, translator
 
 QUESTIONS = (
-    ("arrived", "Did you reach the patient?", ("yes", "no", "cancelled on the way")),
-    ("cpr", "Did you give chest compressions?", ("yes", "no")),
-    ("aed_used", "Was an AED attached?", ("yes", "no", "I do not know")),
+    ("arrived", N_("Did you reach the patient?"), (N_("yes"), N_("no"),
+                                                   N_("cancelled on the way"))),
+    ("cpr", N_("Did you give chest compressions?"), (N_("yes"), N_("no"))),
+    ("aed_used", N_("Was an AED attached?"), (N_("yes"), N_("no"), N_("I do not know"))),
 )
-"""The questionnaire's closed questions: key, question, the answers it takes."""
+"""The questionnaire's closed questions: key, question, the answers it takes. The answers are
+stored as these English words whatever language the responder reads (`questions_in`)."""
 ARRIVED_AFTER_MINUTES = "arrived_after_minutes"
 """An optional whole number: about how many minutes after their alert the responder reached
 the patient (the register's reported times come from it)."""
 MAX_MINUTES = 240
 REMARKS = "remarks"
 """The one free-text answer; free text goes with the incident's personal data."""
+
+
+def questions_in(locale: str | None) -> list[tuple[str, str, list[tuple[str, str]]]]:
+    """The closed questions worded in `locale`: key, question, (answer as stored, its words)."""
+    words = translator(locale).gettext
+    return [(key, words(question), [(choice, words(choice)) for choice in choices])
+            for key, question, choices in QUESTIONS]
 
 
 def minutes_answer(value: object) -> int | None:

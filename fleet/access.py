@@ -16,6 +16,8 @@ from zoneinfo import ZoneInfo
 
 from opening_hours import OpeningHours, ParserError, State  # type: ignore[attr-defined]
 
+from fleet.i18n import N_
+
 ALWAYS_OPEN = "24/7"
 
 
@@ -32,12 +34,12 @@ class Accessibility:
 
 
 ACCESS_REASONS: dict[str, str] = {
-    "always_open": "open day and night (24/7)",
-    "open": "open at this time",
-    "closed": "closed at this time",
-    "private_access": "on private premises, not reachable for citizen responders",
-    "hours_unknown": "opening hours not registered",
-    "hours_unparseable": "opening hours cannot be read",
+    "always_open": N_("open day and night (24/7)"),
+    "open": N_("open at this time"),
+    "closed": N_("closed at this time"),
+    "private_access": N_("on private premises, not reachable for citizen responders"),
+    "hours_unknown": N_("opening hours not registered"),
+    "hours_unparseable": N_("opening hours cannot be read"),
 }
 
 

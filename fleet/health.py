@@ -16,6 +16,7 @@ from sqlalchemy import case, func
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col
 
+from fleet.i18n import N_
 from fleet.ingest.readiness import SWEEP
 from fleet.models import (
     Aed,
@@ -36,8 +37,9 @@ from fleet.settings import Settings
 UNKNOWN = "unknown"
 """No readiness recorded yet: shown apart from ready, and treated as not deployable."""
 STATES = ("not_ready", "unverified", UNKNOWN, "ready")
-STATE_WORDS = {"ready": "Ready", "unverified": "Unverified", "not_ready": "Not ready",
-               UNKNOWN: "Not evaluated yet"}
+STATE_WORDS = {"ready": N_("Ready"), "unverified": N_("Unverified"),
+               "not_ready": N_("Not ready"), UNKNOWN: N_("Not evaluated yet")}
+"""Each state in English words; pages translate them (`fleet.i18n`)."""
 
 
 @dataclass(frozen=True)

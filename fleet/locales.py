@@ -72,8 +72,9 @@ def manager_language(session: Session, manager_id: int | None) -> tuple[str, Pla
                                   col(ConsoleUser.disabled_at).is_(None))
         .order_by(col(ConsoleUser.created_at), col(ConsoleUser.id))).all()
     chosen = next((u for u in users if primary_language(u.locale) in LANGUAGES), None)
-    regional = next((u for u in users if u.region), None)
-    place = region_place(session, (chosen and chosen.region) or (regional and regional.region))
+    region = next((u.region for u in ([chosen] if chosen else []) + list(users) if u.region),
+                  None)
+    place = region_place(session, region)
     if chosen is not None:
         return negotiate([chosen.locale]), place
     return negotiate(list(place.languages)), place

@@ -18,6 +18,8 @@ from datetime import date, datetime, timedelta
 
 from dateutil.relativedelta import relativedelta
 
+from fleet.i18n import N_
+
 
 class ReadinessState(enum.StrEnum):
     READY = "ready"
@@ -33,52 +35,54 @@ class Severity(enum.Enum):
 # Every reason code, its severity and the words an operator reads. The order is the order reasons
 # are reported in: the most urgent first.
 REASONS: dict[str, tuple[Severity, str]] = {
-    "out_of_service": (Severity.BLOCKING, "marked out of service by its manager"),
-    "in_use": (Severity.BLOCKING, "in use at an incident"),
-    "aed_absent": (Severity.BLOCKING, "the AED is not in its cabinet"),
-    "door_open": (Severity.BLOCKING, "the cabinet door has been open longer than the grace period"),
-    "self_test_failed": (Severity.BLOCKING, "the AED's last self-test failed"),
-    "pads_expired": (Severity.BLOCKING, "the electrode pads have expired"),
-    "battery_expired": (Severity.BLOCKING, "the battery has passed its expiry date"),
-    "battery_low": (Severity.BLOCKING, "the battery charge is below the threshold"),
+    "out_of_service": (Severity.BLOCKING, N_("marked out of service by its manager")),
+    "in_use": (Severity.BLOCKING, N_("in use at an incident")),
+    "aed_absent": (Severity.BLOCKING, N_("the AED is not in its cabinet")),
+    "door_open": (
+        Severity.BLOCKING, N_("the cabinet door has been open longer than the grace period")
+    ),
+    "self_test_failed": (Severity.BLOCKING, N_("the AED's last self-test failed")),
+    "pads_expired": (Severity.BLOCKING, N_("the electrode pads have expired")),
+    "battery_expired": (Severity.BLOCKING, N_("the battery has passed its expiry date")),
+    "battery_low": (Severity.BLOCKING, N_("the battery charge is below the threshold")),
     "temperature_out_of_range": (
         Severity.BLOCKING,
-        "the cabinet temperature is outside the AED's operating range",
+        N_("the cabinet temperature is outside the AED's operating range"),
     ),
     "declaration_missing": (
         Severity.BLOCKING,
-        "the manager has never declared the AED ready for deployment",
+        N_("the manager has never declared the AED ready for deployment"),
     ),
     "declaration_expired": (
         Severity.BLOCKING,
-        "the manager's readiness declaration is older than its validity period",
+        N_("the manager's readiness declaration is older than its validity period"),
     ),
     "no_cabinet_agent": (
         Severity.DOUBT,
-        "no cabinet agent reports on this AED: readiness rests on the declaration alone",
+        N_("no cabinet agent reports on this AED: readiness rests on the declaration alone"),
     ),
-    "telemetry_missing": (Severity.DOUBT, "the cabinet has not reported yet"),
+    "telemetry_missing": (Severity.DOUBT, N_("the cabinet has not reported yet")),
     "telemetry_stale": (
-        Severity.DOUBT, "the cabinet's last report is older than the staleness limit"
+        Severity.DOUBT, N_("the cabinet's last report is older than the staleness limit")
     ),
-    "source_fault": (Severity.DOUBT, "the cabinet agent cannot read its cabinet controller"),
+    "source_fault": (Severity.DOUBT, N_("the cabinet agent cannot read its cabinet controller")),
     "cabinet_reading_incomplete": (
         Severity.DOUBT,
-        "the cabinet's report lacks battery, door or AED-present state",
+        N_("the cabinet's report lacks battery, door or AED-present state"),
     ),
     "self_test_overdue": (
         Severity.DOUBT,
-        "no passed self-test within the required interval (or its result is unknown)",
+        N_("no passed self-test within the required interval (or its result is unknown)"),
     ),
-    "pads_expiry_unknown": (Severity.DOUBT, "the pads' expiry date is not known"),
+    "pads_expiry_unknown": (Severity.DOUBT, N_("the pads' expiry date is not known")),
 }
 
 WARNINGS: dict[str, str] = {
-    "pads_expiring_soon": "the electrode pads expire within the warning period",
-    "battery_expiring_soon": "the battery expires within the warning period",
-    "declaration_expiring_soon": "the readiness declaration runs out within the warning period",
-    "door_opened_recently": "the cabinet door is open, still within the grace period",
-    "on_battery_power": "the cabinet runs on its backup battery (mains power lost)",
+    "pads_expiring_soon": N_("the electrode pads expire within the warning period"),
+    "battery_expiring_soon": N_("the battery expires within the warning period"),
+    "declaration_expiring_soon": N_("the readiness declaration runs out within the warning period"),
+    "door_opened_recently": N_("the cabinet door is open, still within the grace period"),
+    "on_battery_power": N_("the cabinet runs on its backup battery (mains power lost)"),
 }
 
 

@@ -13,6 +13,7 @@ from prometheus_client import generate_latest
 from alarm_core.metrics import AlarmMetrics
 from fleet.settings import Settings, load_settings
 from web.errors import register_error_handlers
+from web.i18n import init_app as install_languages
 from web.security import install, limit_logins
 
 
@@ -59,6 +60,7 @@ def create_app(engine: Any, *, settings: Settings | None = None, alarm_core: Any
     app.json.sort_keys = False  # type: ignore[attr-defined]
     limiter = install(app, settings)
     app.extensions["aedfleet_limiter"] = limiter  # the limits' wrappers hold it weakly only
+    install_languages(app)
     register_error_handlers(app)
     for blueprint in (auth, fleet, maps, dispatch, responder, questionnaire_links, audit,
                       api_docs):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 
@@ -27,8 +28,10 @@ class Chart:
 def line_chart(title: str, unit: str, points: list[tuple[datetime, float]],
                low: float | None = None, high: float | None = None,
                start: datetime | None = None, end: datetime | None = None,
-               tz: tzinfo = UTC) -> Chart:
-    """Points scaled into the plot; the axis from `low` to `high` (default: the data's)."""
+               tz: tzinfo = UTC,
+               label: Callable[[datetime], str] | None = None) -> Chart:
+    """Points scaled into the plot; the axis from `low` to `high` (default: the data's);
+    `label` writes a time tick (default `01 Mar 14:05`)."""
     values = [v for _, v in points]
     low = min(values + ([low] if low is not None else [])) if values else (low or 0.0)
     high = max(values + ([high] if high is not None else [])) if values else (high or 1.0)
@@ -48,7 +51,9 @@ def line_chart(title: str, unit: str, points: list[tuple[datetime, float]],
     polyline = " ".join(f"{x(t.timestamp()):.1f},{y(v):.1f}" for t, v in points)
     y_ticks = [(y(low + (high - low) * k / 4), f"{low + (high - low) * k / 4:.0f}")
                for k in range(5)]
-    x_ticks = [(x(t0 + span * k / 4),
-                datetime.fromtimestamp(t0 + span * k / 4, tz).strftime("%d %b %H:%M"))
+    def tick(moment: datetime) -> str:
+        return label(moment) if label is not None else moment.strftime("%d %b %H:%M")
+
+    x_ticks = [(x(t0 + span * k / 4), tick(datetime.fromtimestamp(t0 + span * k / 4, tz)))
                for k in range(5)]
     return Chart(title, unit, polyline, y_ticks, x_ticks, points)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response, current_app, request
+from flask_babel import gettext
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager, UserMixin
@@ -63,7 +64,8 @@ def install(app: Flask, settings: Settings) -> Limiter:
     )
     logins = LoginManager(app)
     logins.login_view = "auth.login"
-    logins.login_message = "Log in to see this page."
+    logins.login_message = "Log in to see this page."  # gettext(...) marks it for extraction
+    logins.localize_callback = gettext
     logins.session_protection = "strong"
 
     @logins.user_loader

@@ -519,7 +519,7 @@ def test_a_registered_responder_renews_the_certificate_and_pauses_alerts(
         "23:00:00", "07:00:00")
     profile = page_text(browser.get("/responder"))
     # Renewed on 2026-11-23: valid for twelve months, up to the day before.
-    assert "valid until <strong>2027-11-22</strong>" in profile
+    assert 'valid until <strong><time datetime="2027-11-22">22 Nov 2027</time></strong>' in profile
     shown = form_on(browser, "/responder", "/responder/availability").fields
     assert "available" not in shown  # the box is unticked
     assert (shown["quiet_from"], shown["quiet_until"]) == ("23:00", "07:00")

@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
 from werkzeug.wrappers import Response
 
@@ -37,7 +38,7 @@ def login() -> Any:
     found = authenticate(engine(), request.form.get("username", ""),
                          request.form.get("password", ""))
     if found is None:
-        flash("Unknown user name or wrong password.", "error")
+        flash(_("Unknown user name or wrong password."), "error")
         return render_template("login.html", username=request.form.get("username", "")), 401
     login_user(SessionUser(found))
     target = request.args.get("next", "")
@@ -51,5 +52,5 @@ def login() -> Any:
 @bp.post("/logout")
 def logout() -> Response:
     logout_user()
-    flash("You are logged out.", "info")
+    flash(_("You are logged out."), "info")
     return redirect(url_for("auth.login"), code=303)

@@ -16,6 +16,8 @@ from flask import (
     request,
     url_for,
 )
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext
 from pydantic import ValidationError
 from sqlmodel import Session
 from werkzeug.wrappers import Response
@@ -58,6 +60,7 @@ from web.authz import (
 )
 from web.charts import line_chart
 from web.context import engine, now, settings, whole_number
+from web.i18n import reader, tick_label
 
 bp = Blueprint("fleet", __name__, url_prefix="/fleet")
 PAGE_SIZE = 50
@@ -74,7 +77,7 @@ def overview() -> str:
     if state is not None and state not in STATES:
         abort(400, f"unknown state {state!r}")
     page = whole_number("page", 1, 1, 100_000)
-    local_today = moment.astimezone(ZoneInfo(settings().timezone)).date()
+    local_today = moment.astimezone(ZoneInfo(reader().timezone)).date()
     listed = who.role in AED_DETAIL_ROLES
     with Session(engine()) as session:
         checked_at, trusted = recorded_states(session, moment, settings())
@@ -103,27 +106,33 @@ def aed_detail(aed_id: str) -> str:
     return render_template(
         "aed.html", status=status, aed=status.aed, transitions=history, events=events,
         declarations=declared, charts=charts, history_note=history_note,
-        describe=describe_reason, access_words=ACCESS_REASONS[status.access.reason],
+        describe=_describe, access_words=ACCESS_REASONS[status.access.reason],
         state_words=STATE_WORDS)
+
+
+def _describe(code: str) -> str:
+    """A reason code in the reader's words."""
+    return _(describe_reason(code))
 
 
 def _charts(device_id: str | None, moment: datetime) -> tuple[list[Any], str | None]:
     if device_id is None:
-        return [], "No cabinet agent reports on this AED: there is no telemetry history."
+        return [], _("No cabinet agent reports on this AED: there is no telemetry history.")
     try:
         found = telemetry_history(settings(), device_id, moment)
     except HistoryUnavailable as exc:
         return [], str(exc)
     if found is None:
-        return [], "No time-series store is configured: only the latest report is shown."
-    tz = ZoneInfo(settings().timezone)
+        return [], _("No time-series store is configured: only the latest report is shown.")
+    tz = ZoneInfo(reader().timezone)
     start = moment - timedelta(days=7)
-    specs = {"battery_pct": ("Battery charge", "%", 0.0, 100.0),
-             "temperature_c": ("Cabinet temperature", "°C", None, None),
-             "door_open": ("Door open (1) or closed (0)", "", 0.0, 1.0)}
+    specs = {"battery_pct": (_("Battery charge"), "%", 0.0, 100.0),
+             "temperature_c": (_("Cabinet temperature"), "°C", None, None),
+             "door_open": (_("Door open (1) or closed (0)"), "", 0.0, 1.0)}
     charts = [line_chart(specs[s.field][0], specs[s.field][1], s.points, specs[s.field][2],
-                         specs[s.field][3], start, moment, tz) for s in found]
-    return charts, None if any(c.points for c in charts) else "No telemetry in the last 7 days."
+                         specs[s.field][3], start, moment, tz, tick_label)
+              for s in found]
+    return charts, None if any(c.points for c in charts) else _("No telemetry in the last 7 days.")
 
 
 @bp.post("/aeds/<aed_id>/declare")
@@ -134,7 +143,7 @@ def declare(aed_id: str) -> Response:
     with Session(engine()) as session:
         aed_for(who, session, aed_id)
     if request.form.get("checked") != "yes":
-        flash("Tick the box to confirm you checked the AED, its pads and battery.", "error")
+        flash(_("Tick the box to confirm you checked the AED, its pads and battery."), "error")
         return redirect(url_for("fleet.aed_detail", aed_id=aed_id), code=303)
     note = (request.form.get("note") or "").strip()[:500] or None
     try:
@@ -142,16 +151,20 @@ def declare(aed_id: str) -> Response:
     except FleetError as exc:
         flash(str(exc), "error")
     else:
-        flash("Declared ready for deployment.", "success")
+        flash(_("Declared ready for deployment."), "success")
     return redirect(url_for("fleet.aed_detail", aed_id=aed_id), code=303)
 
 
 FIELD_LABELS = {
-    "id": "AED id", "name": "Name", "address": "Address", "lat": "Latitude", "lon": "Longitude",
-    "location_hint": "Where exactly", "access": "Access", "indoor": "Indoors",
-    "opening_hours": "Opening hours", "pads_expiry": "Pads expire",
-    "battery_expiry": "Battery expires", "serial": "Serial number", "make": "Make",
-    "model": "Model", "device_id": "Connected cabinet id", "manager": "Manager"}
+    "id": lazy_gettext("AED id"), "name": lazy_gettext("Name"),
+    "address": lazy_gettext("Address"), "lat": lazy_gettext("Latitude"),
+    "lon": lazy_gettext("Longitude"), "location_hint": lazy_gettext("Where exactly"),
+    "access": lazy_gettext("Access"), "indoor": lazy_gettext("Indoors"),
+    "opening_hours": lazy_gettext("Opening hours"), "pads_expiry": lazy_gettext("Pads expire"),
+    "battery_expiry": lazy_gettext("Battery expires"),
+    "serial": lazy_gettext("Serial number"), "make": lazy_gettext("Make"),
+    "model": lazy_gettext("Model"), "device_id": lazy_gettext("Connected cabinet id"),
+    "manager": lazy_gettext("Manager")}
 FIELDS = ("name", "address", "location_hint", "opening_hours", "serial", "make", "model",
           "pads_expiry", "battery_expiry", "device_id")
 
@@ -192,8 +205,8 @@ def _edit(aed_id: str | None) -> Any:
             known, holder = cabinet_holder(engine(), record.device_id)
             if known and holder != record.id:
                 # A known cabinet's history belongs to whoever it served: an admin links it.
-                errors["device_id"] = ("this cabinet is registered already: ask an "
-                                       "administrator to link it")
+                errors["device_id"] = _("this cabinet is registered already: ask an "
+                                        "administrator to link it")
                 record = None
         if record is not None:
             try:
@@ -203,9 +216,9 @@ def _edit(aed_id: str | None) -> Any:
             except AedNotSaved as exc:
                 # A cabinet's reason names the AED holding it: only an admin sees it.
                 errors[exc.field] = (str(exc) if who.role == Role.ADMIN or exc.field != "device_id"
-                                     else "this cabinet is already linked to another AED")
+                                     else _("this cabinet is already linked to another AED"))
             else:
-                flash(f"AED {record.id} saved.", "success")
+                flash(_("AED %(id)s saved.", id=record.id), "success")
                 return redirect(url_for("fleet.aed_detail", aed_id=record.id), code=303)
     status = 422 if errors else 200
     return render_template("aed_form.html", values=values, errors=errors, aed_id=aed_id,
@@ -225,7 +238,7 @@ def _validate(values: dict[str, Any], manager: str | None) -> tuple[AedCreate | 
                out_of_service=values.get("out_of_service") == "yes",
                municipality=None)  # found from the position by the municipality boundaries
     if raw["access"] not in ("public", "private"):
-        errors["access"] = "choose public or private"
+        errors["access"] = _("choose public or private")
     hours = raw["opening_hours"]
     if hours and (problem := opening_hours_error(hours)):
         errors["opening_hours"] = problem
@@ -241,7 +254,7 @@ def _validate(values: dict[str, Any], manager: str | None) -> tuple[AedCreate | 
 
 def _words(field: str, message: str) -> str:
     if field == "id":
-        return "1 to 64 letters, digits, '-' or '_'"
+        return _("1 to 64 letters, digits, '-' or '_'")
     if field in ("lat", "lon"):
-        return "a decimal number of degrees (WGS84), e.g. 52.0907 and 5.1214"
+        return _("a decimal number of degrees (WGS84), e.g. 52.0907 and 5.1214")
     return message

@@ -8,6 +8,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import login_user
 from sqlmodel import Session
 from werkzeug.wrappers import Response
@@ -21,6 +22,7 @@ from alarm_core.aftercall import (
     answer_questionnaire,
     minutes_answer,
     questionnaires_of,
+    questions_in,
 )
 from alarm_core.errors import Refused, RegistrationError
 from alarm_core.models import Questionnaire, Responder, ResponderCreate
@@ -32,6 +34,7 @@ from fleet.accounts import (
 )
 from web.authz import account, own_responder, questionnaire_for, roles_required
 from web.context import engine, now, settings
+from web.i18n import reader
 from web.security import SessionUser
 
 bp = Blueprint("responder", __name__, url_prefix="/responder")
@@ -61,7 +64,7 @@ def register() -> Any:
         except RegistrationError as exc:
             problems += exc.problems
         if not values.get("username"):
-            problems.append("choose a user name")
+            problems.append(_("choose a user name"))
         if problem := password_problem(password):
             problems.append(problem)
         if not problems:
@@ -72,7 +75,7 @@ def register() -> Any:
                 problems += exc.problems
             else:
                 login_user(SessionUser(found))
-                flash("Welcome: you are registered as a citizen responder.", "success")
+                flash(_("Welcome: you are registered as a citizen responder."), "success")
                 return redirect(url_for("responder.profile"), code=303)
     return render_template("responder_register.html", values=values,
                            problems=problems), 422 if problems else 200
@@ -105,7 +108,7 @@ def _update(changes: dict[str, Any], done: str) -> Response:
     try:
         register_responder(engine(), raw, now(), settings().dispatch)
     except RegistrationError as exc:
-        flash("Not saved: " + "; ".join(exc.problems), "error")
+        flash(_("Not saved: %(problems)s", problems="; ".join(exc.problems)), "error")
     else:
         flash(done, "success")
     return redirect(url_for("responder.profile"), code=303)
@@ -118,9 +121,9 @@ def certificate() -> Response:
     try:
         day = date.fromisoformat(value)
     except ValueError:
-        flash(f"{value!r} is not a date (YYYY-MM-DD).", "error")
+        flash(_("%(value)s is not a date (YYYY-MM-DD).", value=repr(value)), "error")
         return redirect(url_for("responder.profile"), code=303)
-    return _update({"certificate_date": day}, "Certificate updated.")
+    return _update({"certificate_date": day}, _("Certificate updated."))
 
 
 @bp.post("/availability")
@@ -135,9 +138,9 @@ def availability() -> Response:
                    "quiet_until": datetime.strptime(quiet_until, "%H:%M").time()
                    if quiet_until else None}
     except ValueError:
-        flash("Quiet hours are times like 23:00.", "error")
+        flash(_("Quiet hours are times like 23:00."), "error")
         return redirect(url_for("responder.profile"), code=303)
-    return _update(changes, "Availability saved.")
+    return _update(changes, _("Availability saved."))
 
 
 @bp.route("/questionnaires/<token>", methods=["GET", "POST"])
@@ -179,10 +182,11 @@ def _questionnaire(found: Questionnaire, done_url: str) -> Any:
         except Refused as exc:
             problem = exc.message
         else:
-            flash("Thank you. Your answers are saved"
-                  + (": the aftercare team will contact you within 24 hours."
-                     if wants_aftercare else "."), "success")
+            flash(_("Thank you. Your answers are saved: the aftercare team will contact you "
+                    "within 24 hours.") if wants_aftercare
+                  else _("Thank you. Your answers are saved."), "success")
             return redirect(done_url, code=303)
-    return render_template("questionnaire.html", questionnaire=found, questions=QUESTIONS,
+    return render_template("questionnaire.html", questionnaire=found,
+                           questions=questions_in(reader().language),
                            max_minutes=MAX_MINUTES, problem=problem,
                            moment=now()), 409 if problem else 200
