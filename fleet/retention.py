@@ -13,6 +13,8 @@ transaction, so the job never holds a national table for long; two nodes may run
 - questionnaires and aftercare requests: detached from the responder `questionnaire_days`
   after they were sent or made;
 - messages to responders (the outbox): deleted after `outbox_days`;
+- the responder inbox: a message to one responder, `inbox_days` after it was read or expired;
+  region news (and who read it), `inbox_days` after it expired;
 - dead letters: deleted after `dead_letter_days`;
 - audit log entries: deleted after `audit_years`.
 
@@ -41,6 +43,7 @@ from alarm_core.anonymise import (
     coarse_point,
     reason_code,
 )
+from alarm_core.inbox import purge_batch as purge_inbox_batch
 from alarm_core.models import (
     AftercareTask,
     Incident,
@@ -60,7 +63,8 @@ from fleet.settings import Settings
 logger = logging.getLogger(__name__)
 
 KINDS = ("responder_locations", "incidents_coarsened", "questionnaires_detached",
-         "aftercare_detached", "outbox_messages", "dead_letters", "audit_entries")
+         "aftercare_detached", "outbox_messages", "inbox_messages", "dead_letters",
+         "audit_entries")
 INCIDENT_SHARE = 10
 """An incident brings up to a few hundred rows: a batch coarsens batch_size / 10 of them."""
 
@@ -74,6 +78,7 @@ def run_retention(engine: Engine, settings: Settings, now: datetime) -> dict[str
         "questionnaires_detached": detach_questionnaires,
         "aftercare_detached": detach_aftercare,
         "outbox_messages": purge_outbox,
+        "inbox_messages": purge_inbox,
         "dead_letters": purge_dead_letters,
         "audit_entries": purge_audit_log,
     }
@@ -239,6 +244,19 @@ def purge_outbox(engine: Engine, settings: Settings, now: datetime) -> int:
     due = sa_select(col(OutboxMessage.id)).where(col(OutboxMessage.created_at) < cutoff)
     return _in_batches(engine, settings, lambda chosen: delete(OutboxMessage).where(
         col(OutboxMessage.id).in_(chosen)), due.order_by(col(OutboxMessage.id)))
+
+
+def purge_inbox(engine: Engine, settings: Settings, now: datetime) -> int:
+    """Inbox messages to one responder read or expired `inbox_days` ago; region news expired
+    that long ago; each with who read it."""
+    cutoff = now - timedelta(days=settings.retention.inbox_days)
+    total = 0
+    while True:
+        with session_scope(engine) as session:
+            deleted = purge_inbox_batch(session, cutoff, settings.retention.batch_size)
+        total += deleted
+        if deleted < settings.retention.batch_size:
+            return total
 
 
 def purge_dead_letters(engine: Engine, settings: Settings, now: datetime) -> int:

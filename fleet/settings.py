@@ -154,6 +154,9 @@ class RetentionSettings(BaseModel):
     from the responder."""
     outbox_days: int = Field(default=30, ge=1)
     """Days messages to responders (alerts, cancels, links, reminders) are kept, sent or not."""
+    inbox_days: int = Field(default=90, ge=1)
+    """Days a responder's inbox message is kept after it was read or expired (region news:
+    after it expired)."""
     dead_letter_days: int = Field(default=30, ge=1)
     """Days rejected messages (cabinets' and responder apps') are kept for diagnosis."""
     audit_years: int = Field(default=5, ge=1)

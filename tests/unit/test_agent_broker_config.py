@@ -79,7 +79,9 @@ CABINET_RULES = [
 RESPONDER_RULES = [
     "pattern read responders/%u/alert", "pattern read responders/%u/cancel",
     "pattern read responders/%u/questionnaire", "pattern read responders/%u/notice",
-    "pattern write responders/%u/response", "pattern write responders/%u/location"]
+    "pattern read responders/%u/inbox", "pattern write responders/%u/response",
+    "pattern write responders/%u/location", "pattern write responders/%u/inbox/read"]
+NEWS_RULES = ["pattern read regions/+/news"]
 
 
 def acl_lines(text: str) -> list[str]:
@@ -88,27 +90,34 @@ def acl_lines(text: str) -> list[str]:
 
 def test_the_acl_holds_exactly_the_contracts_cabinet_and_responder_patterns() -> None:
     patterns = [line for line in acl_lines(acl_text()) if line.startswith("pattern ")]
-    assert sorted(patterns) == sorted(CABINET_RULES + RESPONDER_RULES)
+    assert sorted(patterns) == sorted(CABINET_RULES + RESPONDER_RULES + NEWS_RULES)
 
 
-def test_the_fleet_service_reads_and_writes_everything_under_both_roots() -> None:
+def test_the_fleet_service_reads_and_writes_everything_under_every_root() -> None:
     lines = acl_lines(acl_text())
     start = lines.index("user fleet")
-    assert lines[start + 1:start + 3] == ["topic readwrite aed/#", "topic readwrite responders/#"]
+    assert lines[start + 1:start + 4] == ["topic readwrite aed/#", "topic readwrite responders/#",
+                                          "topic readwrite regions/#"]
 
 
-def test_every_service_account_gets_both_roots() -> None:
+def test_every_service_account_gets_every_root() -> None:
     lines = acl_lines(acl_text(services=("fleet", "ingest")))
-    assert lines[:6] == ["user fleet", "topic readwrite aed/#", "topic readwrite responders/#",
-                         "user ingest", "topic readwrite aed/#", "topic readwrite responders/#"]
+    roots = ["topic readwrite aed/#", "topic readwrite responders/#", "topic readwrite regions/#"]
+    assert lines[:8] == ["user fleet", *roots, "user ingest", *roots]
 
 
 def test_no_pattern_lets_a_device_touch_another_devices_topics() -> None:
     for line in acl_lines(acl_text()):
-        if line.startswith("pattern "):
+        if line.startswith("pattern ") and line not in NEWS_RULES:
             _, access, topic = line.split()
             assert access in ("read", "write")
             assert "%u" in topic and "#" not in topic and "+" not in topic
+
+
+def test_region_news_is_the_one_shared_topic_and_only_readable() -> None:
+    shared = [line for line in acl_lines(acl_text()) if line.startswith("pattern ")
+              and "%u" not in line]
+    assert shared == ["pattern read regions/+/news"]
 
 
 def test_the_topic_roots_are_configurable() -> None:
