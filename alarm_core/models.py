@@ -40,6 +40,12 @@ class ResponderBase(SQLModel):
 class ResponderCreate(ResponderBase):
     id: str = Field(regex=ID_PATTERN)
 
+    @field_validator("competences")
+    @classmethod
+    def _competence_list(cls, value: str) -> str:
+        """Written as a comma-separated list, kept sorted without blanks or repeats."""
+        return ",".join(sorted({part.strip() for part in value.split(",") if part.strip()}))
+
     @field_validator("quiet_from", "quiet_until")
     @classmethod
     def _whole_minutes(cls, value: time | None) -> time | None:

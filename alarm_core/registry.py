@@ -16,7 +16,7 @@ from sqlmodel import Session, col
 
 from alarm_core.errors import NotFound, RegistrationError
 from alarm_core.models import Responder, ResponderCreate
-from alarm_core.policy import DispatchPolicy
+from alarm_core.policy import COMPETENCES, DispatchPolicy
 from alarm_core.responders import (
     Channel,
     Training,
@@ -25,11 +25,12 @@ from alarm_core.responders import (
 )
 from fleet.accounts import Account, AccountError, Role, add_account
 from fleet.db import session_scope
-from fleet.models import utcnow
+from fleet.models import Region, utcnow
+from fleet.regions import LANGUAGES
 
 CSV_COLUMNS = ("id", "name", "email", "phone", "date_of_birth", "certificate_date", "training",
                "channel", "available", "quiet_from", "quiet_until", "home_lat", "home_lon",
-               "work_lat", "work_lon")
+               "work_lat", "work_lon", "competences", "language", "region")
 REQUIRED = ("id", "name", "date_of_birth")
 CHUNK = 2_000
 TRUE = {"1", "true", "yes", "y", "ja"}
@@ -60,9 +61,11 @@ def _clean(raw: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
-def validate_responder(raw: dict[str, Any], today: date, policy: DispatchPolicy
-                       ) -> ResponderCreate:
-    """A registration as a checked record; raises `RegistrationError` with every problem."""
+def validate_responder(raw: dict[str, Any], today: date, policy: DispatchPolicy,
+                       known_regions: frozenset[str] | None = None) -> ResponderCreate:
+    """A registration as a checked record; raises `RegistrationError` with every problem.
+
+    `known_regions`: the stored regions a registration may name (None: not checked)."""
     try:
         record = ResponderCreate.model_validate(raw)
     except ValidationError as exc:
@@ -84,6 +87,17 @@ def validate_responder(raw: dict[str, Any], today: date, policy: DispatchPolicy
         problems.append("a home or work location is required")
     if (record.quiet_from is None) != (record.quiet_until is None):
         problems.append("quiet_from and quiet_until go together")
+    unknown = sorted(set(filter(None, record.competences.split(","))) - set(COMPETENCES))
+    if unknown:
+        problems.append(f"unknown competence(s) {', '.join(unknown)}; known: "
+                        f"{', '.join(COMPETENCES)} (comma-separated)")
+    if record.language is not None and record.language not in LANGUAGES:
+        problems.append(f"language must be one of {', '.join(LANGUAGES)}")
+    if record.region is not None and known_regions is not None \
+            and record.region not in known_regions:
+        problems.append(f"no region {record.region}"
+                        + (f"; known: {', '.join(sorted(known_regions))}"
+                           if known_regions else ": none is loaded"))
     if problems:
         raise RegistrationError(problems)
     return record
@@ -92,9 +106,15 @@ def validate_responder(raw: dict[str, Any], today: date, policy: DispatchPolicy
 def register_responder(engine: Any, raw: dict[str, Any], now: datetime,
                        policy: DispatchPolicy) -> Responder:
     """Store one new or changed registration."""
-    record = validate_responder(raw, now.date(), policy)
+    record = validate_responder(raw, now.date(), policy, region_codes(engine))
     with session_scope(engine) as session:
         return _upsert(session, record, now)
+
+
+def region_codes(engine: Any) -> frozenset[str]:
+    """The codes of the stored regions."""
+    with Session(engine) as session:
+        return frozenset(session.execute(sa_select(col(Region.code))).scalars())
 
 
 def register_with_account(engine: Any, raw: dict[str, Any], username: str, password: str,
@@ -102,7 +122,7 @@ def register_with_account(engine: Any, raw: dict[str, Any], username: str, passw
     """A citizen's own registration: the responder and its console account in one
     transaction (either both are stored or neither). Unlike an import of an existing list, a
     new registration needs a certificate that is valid today."""
-    record = validate_responder(raw, now.date(), policy)
+    record = validate_responder(raw, now.date(), policy, region_codes(engine))
     if record.certificate_date is None \
             or certificate_valid_until(record.certificate_date, policy) < now.date():
         raise RegistrationError(["a CPR certificate of the last "
@@ -169,13 +189,14 @@ def import_responders(engine: Any, path: Path, now: datetime, policy: DispatchPo
     rows, bad = read_responder_csv(path)
     report = ResponderImport(rows=len(rows) + len(bad), rejected=list(bad))
     today = now.date()
+    regions = region_codes(engine)
     seen: set[str] = set()
     for start in range(0, len(rows), CHUNK):
         chunk = rows[start:start + CHUNK]
         records = []
         for line, raw in chunk:
             try:
-                record = validate_responder(raw, today, policy)
+                record = validate_responder(raw, today, policy, regions)
             except RegistrationError as exc:
                 report.rejected.append((line, "; ".join(exc.problems)))
                 continue

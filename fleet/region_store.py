@@ -67,17 +67,21 @@ def region_rows(session: Session) -> list[RegionRow]:
 def region_map(session: Session, settings: Settings) -> RegionMap:
     """The served regions with their rules over `settings`; one region covering everywhere
     (the settings' own rules) where none is stored. Cached until a region changes."""
-    signature = session.execute(
-        sa_select(func.count(), func.max(RegionRow.updated_at))).one()
+    # Everything but the areas themselves (large): a few rows, read on each refresh.
+    signature = tuple(tuple(row) for row in session.execute(sa_select(
+        col(RegionRow.code), col(RegionRow.name), col(RegionRow.timezone),
+        col(RegionRow.country), col(RegionRow.languages), col(RegionRow.dispatch),
+        col(RegionRow.readiness), col(RegionRow.updated_at),
+        func.length(RegionRow.area_geojson)).order_by(col(RegionRow.code))))
     key = (id(settings), str(session.get_bind().engine.url))
     with _cache_lock:
         cached = _cache.get(key)
-        if cached is not None and cached[0] is settings and cached[1] == tuple(signature):
+        if cached is not None and cached[0] is settings and cached[1] == signature:
             return cached[2]
     regions = [spec_of(row).region(settings.dispatch, settings.readiness)
                for row in region_rows(session)]
     found = RegionMap(regions) if regions else RegionMap([everywhere(
         settings.dispatch, settings.readiness, settings.timezone, settings.country)])
     with _cache_lock:
-        _cache[key] = (settings, tuple(signature), found)
+        _cache[key] = (settings, signature, found)
     return found
