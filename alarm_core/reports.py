@@ -32,6 +32,7 @@ def incident_document(session: Session, incident: Incident, policy: DispatchPoli
     document: dict[str, Any] = {
         "id": incident.id, "reference": incident.reference, "state": incident.state,
         "outcome": incident.outcome, "source": incident.source,
+        "incident_type": incident.incident_type or "cardiac_arrest", "region": incident.region,
         "exclusions": [{"code": code, "reason": explained.get(code, code)}
                        for code in incident.exclusions.split()],
         "citizen_alarm": incident.outcome == "dispatched",

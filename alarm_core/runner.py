@@ -80,6 +80,8 @@ class Delivery:
     phone: str | None
     attempts: int = 0
     urgent: bool = True
+    language: str | None = None
+    """An SMS's language: the responder's, else their region's."""
 
 
 class AlarmRunner:
@@ -257,12 +259,19 @@ class AlarmRunner:
                 sa_select(func.count()).select_from(OutboxMessage)
                 .where(col(OutboxMessage.sent_at).is_(None))).scalar_one())
             phones: dict[str, str | None] = {}
+            languages: dict[str, str | None] = {}
             sms_ids = {m.topic.split("/")[1] for m in rows if m.channel == "sms"}
             if sms_ids:
-                phones = dict(session.execute(sa_select(col(Responder.id), col(Responder.phone))
-                                              .where(col(Responder.id).in_(sms_ids))).all())
+                for rid, phone, language, region in session.execute(
+                        sa_select(col(Responder.id), col(Responder.phone),
+                                  col(Responder.language), col(Responder.region))
+                        .where(col(Responder.id).in_(sms_ids))):
+                    home = self.core.regions.get(region)
+                    phones[rid] = phone
+                    languages[rid] = language or (home.language if home else None)
             return [Delivery(m.id or 0, m.channel, m.topic, m.payload,
-                             phones.get(m.topic.split("/")[1]), m.attempts, m.urgent)
+                             phones.get(m.topic.split("/")[1]), m.attempts, m.urgent,
+                             languages.get(m.topic.split("/")[1]))
                     for m in rows]
 
     async def _deliver(self, client: aiomqtt.Client, batch: list[Delivery]) -> None:
@@ -318,7 +327,8 @@ class AlarmRunner:
         if self.sms is None or not delivery.phone:
             raise SmsError("no SMS gateway configured" if self.sms is None
                            else "responder has no phone number")
-        self.sms.send(delivery.phone, sms_text(json.loads(delivery.payload)))
+        self.sms.send(delivery.phone, sms_text(json.loads(delivery.payload),
+                                               delivery.language))
 
     def _mark(self, sent: list[int], failed: list[tuple[Delivery, str]]) -> None:
         now = self.clock()

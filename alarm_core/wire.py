@@ -16,6 +16,7 @@ from typing import Any
 from alarm_core.errors import Refused
 from alarm_core.policy import INCIDENT_TYPES
 from device_agents.payloads import load_json
+from fleet.i18n import translator
 
 SOURCES = ("112", "wearable")
 ANSWERS = ("accept", "decline")
@@ -203,24 +204,29 @@ def cancel_payload(incident_id: str, reason: str) -> dict[str, Any]:
     return {"v": 1, "incident_id": incident_id, "reason": reason}
 
 
-def sms_text(payload: dict[str, Any]) -> str:
-    """The SMS wording of a responder message (no access codes: SMS is not private)."""
+def sms_text(payload: dict[str, Any], language: str | None = None) -> str:
+    """The SMS wording of a responder message in `language` (no access codes: SMS is not
+    private)."""
+    _ = translator(language).gettext
     if "url" in payload:
-        return f"aedfleet: thank you for responding to alarm {payload['incident_id']}. " \
-               f"How did it go? {payload['url']} (open until {payload['expires_at']})"
+        return _("aedfleet: thank you for responding to alarm {incident}. How did it go? "
+                 "{url} (open until {until})").format(
+            incident=payload["incident_id"], url=payload["url"], until=payload["expires_at"])
     if "kind" in payload:
         return f"aedfleet: {payload['message']}"
     if "reason" in payload:
-        return f"aedfleet: alarm {payload['incident_id']} cancelled ({payload['reason']}). " \
-               "Thank you."
+        return _("aedfleet: alarm {incident} cancelled ({reason}). Thank you.").format(
+            incident=payload["incident_id"], reason=payload["reason"])
     victim = payload["victim"]
     where = victim.get("address") or f"{victim['lat']:.5f},{victim['lon']:.5f}"
     if payload["role"] == "fetch_aed" and payload["aed"]:
         aed = payload["aed"]
         hint = f" ({aed['location_hint']})" if aed.get("location_hint") else ""
-        return (f"aedfleet RESUSCITATION ALARM: fetch the AED at {aed['lat']:.5f},"
-                f"{aed['lon']:.5f}{hint} and bring it to {where}.")
-    return f"aedfleet RESUSCITATION ALARM: go to {where} and start CPR."
+        return _("aedfleet RESUSCITATION ALARM: fetch the AED at {aed}{hint} and bring it to "
+                 "{victim}.").format(aed=f"{aed['lat']:.5f},{aed['lon']:.5f}", hint=hint,
+                                     victim=where)
+    return _("aedfleet RESUSCITATION ALARM: go to {victim} and start CPR.").format(
+        victim=where)
 
 
 def news_topic(region: str) -> str:
