@@ -211,7 +211,12 @@ def area_from_geojson(document: Any) -> BaseGeometry:
     if area.geom_type not in ("Polygon", "MultiPolygon") or area.is_empty:
         raise RegionError(f"the area must be a polygon, not {area.geom_type}")
     if not area.is_valid:
-        area = shapely.make_valid(area)
+        repaired = shapely.make_valid(area)
+        parts = getattr(repaired, "geoms", [repaired])
+        area = shapely.union_all([p for p in parts if p.geom_type in ("Polygon",
+                                                                      "MultiPolygon")])
+        if area.is_empty:
+            raise RegionError("the area's outline encloses nothing")
     return area
 
 
