@@ -319,7 +319,57 @@ def bench_selection(world: World, policy: DispatchPolicy, naive_sample: int,
         figures["postgis_ratio"] = None
     figures["agree"] = agree
     figures.update(_update_costs(responders, aeds, world))
+    figures.update(bench_regions(world, policy, plans, select_ms, progress))
     return figures
+
+
+REGION_FILES = Path(__file__).resolve().parent.parent / "config" / "regions"
+
+
+def bench_regions(world: World, policy: DispatchPolicy, single: list[Plan],
+                  single_ms: list[float], progress: Callable[[str], None]) -> dict[str, Any]:
+    """The same calls with the shipped region files loaded: the Netherlands as one region
+    among others. Measures what regions add to a selection (finding the call's region,
+    filtering by region) and whether the plans stay those of the single-region run."""
+    from fleet.readiness import ReadinessPolicy
+    from fleet.regions import RegionMap, read_region_file
+
+    files = sorted(REGION_FILES.glob("*.toml"))
+    if not files:
+        return {}
+    progress(f"the same calls with {len(files)} regions loaded")
+    started = time.perf_counter()
+    regions = RegionMap([read_region_file(f).region(policy, ReadinessPolicy()) for f in files])
+    responder_codes = regions.codes_at(np.array([r.lat for r in world.responders]),
+                                       np.array([r.lon for r in world.responders]))
+    aed_codes = regions.codes_at(np.array([a.lat for a in world.aeds]),
+                                 np.array([a.lon for a in world.aeds]))
+    tagged = replace(world,
+                     responders=[replace(r, region=c) for r, c in zip(world.responders,
+                                                                     responder_codes,
+                                                                     strict=True)],
+                     aeds=[replace(a, region=c) for a, c in zip(world.aeds, aed_codes,
+                                                                strict=True)])
+    responders, aeds = pools_of(tagged, policy)
+    tag_s = time.perf_counter() - started
+    ms: list[float] = []
+    same = 0
+    for i, ((lat, lon), at) in enumerate(zip(world.incidents.tolist(), world.times,
+                                             strict=True)):
+        begun = time.perf_counter()
+        region = regions.region_at(lat, lon)
+        if region is None:
+            continue
+        plan = select_plan(lat, lon, at, responders, aeds, policy, regions=regions,
+                           region=region)
+        ms.append((time.perf_counter() - begun) * 1000)
+        same += signature(plan) == signature(single[i])
+    return {"regions": len(regions), "regions_tag_s": round(tag_s, 2),
+            "regions_select_p50_ms": round(percentile(ms, 50), 3),
+            "regions_select_p99_ms": round(percentile(ms, 99), 3),
+            "regions_ratio_p50": round(percentile(ms, 50) / percentile(single_ms, 50), 2),
+            "regions_same_plans_pct": round(100 * same / max(1, len(ms)), 2),
+            "regions_calls_outside": len(single) - len(ms)}
 
 
 def _update_costs(responders: ResponderPool, aeds: AedPool, world: World) -> dict[str, Any]:

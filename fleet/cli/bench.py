@@ -134,6 +134,11 @@ def dispatch_bench(responders: int, aeds: int, incidents: int, naive_sample: int
     click.echo(f"updates: location {figures['location_update_us']} µs, readiness "
                f"{figures['readiness_update_us']} µs; full rebuild "
                f"{figures['full_rebuild_ms']} ms")
+    if figures.get("regions"):
+        click.echo(f"with the {figures['regions']} shipped regions loaded: p50 "
+                   f"{figures['regions_select_p50_ms']} ms ({figures['regions_ratio_p50']}x "
+                   f"the single region), p99 {figures['regions_select_p99_ms']} ms; same plans "
+                   f"{figures['regions_same_plans_pct']} %")
     if alert_incidents:
         click.echo(f"POST /api/v1/incidents -> all alerts on the broker: p50 "
                    f"{figures['alerts_p50_ms']} ms, p99 {figures['alerts_p99_ms']} ms "
