@@ -5,6 +5,10 @@ or battery expiring, door opened without an incident) and calls `enqueue_notice`
 transaction that noticed it. `deliver_pending`, run periodically, e-mails what the outbox holds:
 one e-mail per manager per digest interval at most, several notices in one digest.
 
+A manager's notices are written in the language of a console account linked to the manager, else
+their region's first language, else English (`fleet.locales.manager_language`), at the time they
+are queued; times in that region's time zone, else `settings.timezone`.
+
 Delivery to one manager is claimed in a short transaction (the manager's row locked, on SQLite the
 write lock taken), the e-mail is sent with no transaction open, and the outcome recorded in a
 second one. The claim stamps the notices' `sent_at` and pushes `next_attempt_at` out by a lease,
@@ -25,6 +29,8 @@ from sqlalchemy import ColumnElement, Engine, func, or_, update
 from sqlmodel import Session, col, select
 
 from fleet.db import session_scope
+from fleet.i18n import DEFAULT_LANGUAGE, N_, translator
+from fleet.locales import manager_language
 from fleet.mailer import Mailer, MailError
 from fleet.models import Aed, Manager, Notification
 from fleet.settings import Settings
@@ -33,25 +39,25 @@ logger = logging.getLogger(__name__)
 
 # kind -> what happened, in the words of a subject line
 NOTICE_KINDS: dict[str, str] = {
-    "readiness_lost": "not ready for deployment",
-    "cabinet_offline": "cabinet offline",
-    "pads_expiring": "pads expire soon",
-    "battery_expiring": "battery expires soon",
-    "door_opened": "cabinet door opened without an incident",
+    "readiness_lost": N_("not ready for deployment"),
+    "cabinet_offline": N_("cabinet offline"),
+    "pads_expiring": N_("pads expire soon"),
+    "battery_expiring": N_("battery expires soon"),
+    "door_opened": N_("cabinet door opened without an incident"),
 }
 
 ADVICE: dict[str, str] = {
-    "readiness_lost": "Check the AED and its cabinet and put right what is wrong. Until the AED is "
-                      "ready again, aedfleet does not send it to cardiac arrests.",
-    "cabinet_offline": "The cabinet has stopped reporting, so nobody can tell whether the AED is "
-                       "ready. Check the cabinet's power supply and network connection.",
-    "pads_expiring": "Order new electrode pads and fit them before the expiry date, then record "
-                     "the new expiry date.",
-    "battery_expiring": "Order a new battery and fit it before the expiry date, then record the "
-                        "new expiry date.",
-    "door_opened": "The door was opened while the AED was not called to an incident: possible "
-                   "theft or misuse. Check that the AED is in its cabinet and undamaged, and that "
-                   "the door is closed.",
+    "readiness_lost": N_("Check the AED and its cabinet and put right what is wrong. Until the "
+                         "AED is ready again, aedfleet does not send it to cardiac arrests."),
+    "cabinet_offline": N_("The cabinet has stopped reporting, so nobody can tell whether the AED "
+                          "is ready. Check the cabinet's power supply and network connection."),
+    "pads_expiring": N_("Order new electrode pads and fit them before the expiry date, then "
+                        "record the new expiry date."),
+    "battery_expiring": N_("Order a new battery and fit it before the expiry date, then record "
+                           "the new expiry date."),
+    "door_opened": N_("The door was opened while the AED was not called to an incident: "
+                      "possible theft or misuse. Check that the AED is in its cabinet and "
+                      "undamaged, and that the door is closed."),
 }
 
 PENDING, SENT, NO_RECIPIENT = "pending", "sent", "no_recipient"
@@ -78,7 +84,9 @@ def enqueue_notice(session: Session, *, aed: Aed, kind: str, detail: str, now: d
             logger.debug("notice %s not repeated: one was queued after %s", dedup_key, since)
             return None
         manager = session.get(Manager, aed.manager_id) if aed.manager_id is not None else None
-    subject, body = notice_text(aed, kind, detail, now, settings.timezone)
+        language, place = manager_language(session, aed.manager_id)
+    subject, body = notice_text(aed, kind, detail, now, place.timezone or settings.timezone,
+                                language)
     notice = Notification(aed_id=aed.id, manager_id=aed.manager_id, kind=kind,
                           dedup_key=dedup_key, subject=subject, body=body, created_at=now)
     if manager is None or not manager.email:
@@ -101,47 +109,63 @@ def _queued_since(session: Session, dedup_key: str, since: datetime) -> bool:
     return session.exec(query).first() is not None
 
 
-def notice_text(aed: Aed, kind: str, detail: str, now: datetime,
-                timezone: str) -> tuple[str, str]:
-    """Subject and plain-English body of a notice: which AED, what happened, when, what to do."""
+def notice_text(aed: Aed, kind: str, detail: str, now: datetime, timezone: str,
+                language: str = DEFAULT_LANGUAGE) -> tuple[str, str]:
+    """Subject and plain-text body of a notice in `language`: which AED, what happened, when
+    (as `2026-11-27 13:00 CET` in every language), what to do. `detail` is kept as given."""
+    _ = translator(language).gettext
     label = f"{_one_line(aed.name)} ({aed.id})" if aed.name else aed.id
-    subject = f"AED {label}: {NOTICE_KINDS[kind]}"[:SUBJECT_MAX]
+    what = _(NOTICE_KINDS[kind])
+    subject = f"AED {label}: {what}"[:SUBJECT_MAX]
     local = now.astimezone(ZoneInfo(timezone))
+    facts = [
+        (_("What happened:"), detail),
+        (_("When:"), f"{local:%Y-%m-%d %H:%M} {local.tzname()}"),
+        (_("AED:"), _("%(name)s (id %(id)s)") % {"name": aed.name or _("no name registered"),
+                                                "id": aed.id}),
+        (_("Address:"), aed.address or _("not registered")),
+        (_("Where exactly:"), aed.location_hint or _("not registered")),
+    ]
+    width = max(len(name) for name, _value in facts) + 1
     body = "\n".join([
-        f"AED {label}: {NOTICE_KINDS[kind]}.",
+        f"AED {label}: {what}.",
         "",
-        f"What happened: {detail}",
-        f"When:          {local:%Y-%m-%d %H:%M} {local.tzname()}",
-        f"AED:           {aed.name or 'no name registered'} (id {aed.id})",
-        f"Address:       {aed.address or 'not registered'}",
-        f"Where exactly: {aed.location_hint or 'not registered'}",
+        *(f"{name:<{width}}{value}" for name, value in facts),
         "",
-        f"What to do: {ADVICE[kind]}",
+        _("What to do:") + " " + _(ADVICE[kind]),
     ])
     return subject, body
 
 
-def mail_text(manager_name: str, notices: Sequence[Notification],
-              settings: Settings) -> tuple[str, str]:
+def mail_text(manager_name: str, notices: Sequence[Notification], settings: Settings,
+              language: str = DEFAULT_LANGUAGE) -> tuple[str, str]:
     """Subject and body of the one e-mail that carries `notices` to their manager."""
+    words = translator(language)
     if len(notices) == 1:
         subject = notices[0].subject
         parts = [notices[0].body]
     else:
         aed_ids = ", ".join(dict.fromkeys(n.aed_id for n in notices))
-        subject = f"{len(notices)} notices about AEDs you manage ({aed_ids})"
+        subject = words.gettext("%(count)d notices about AEDs you manage (%(aeds)s)") % {
+            "count": len(notices), "aeds": aed_ids}
         if len(subject) > 150:
             subject = subject[:149] + "…"
         parts = [f"{number}. {notice.body}" for number, notice in enumerate(notices, 1)]
     notify = settings.notify
-    footer = (
-        f"You receive this e-mail because aedfleet lists you as the manager of the "
-        f"{'AED' if len({n.aed_id for n in notices}) == 1 else 'AEDs'} above. "
-        f"A notice about the same AED and the same problem is not repeated within "
-        f"{notify.repeat_after_hours:g} hours, and notices arriving within "
-        f"{notify.digest_interval_minutes:g} minutes of an e-mail are collected into the next one."
-    )
-    body = "\n\n".join([f"Hello {manager_name},", *parts, "-- ", footer])
+    footer = words.ngettext(
+        "You receive this e-mail because aedfleet lists you as the manager of the AED above. "
+        "A notice about the same AED and the same problem is not repeated within %(hours)s "
+        "hours, and notices arriving within %(minutes)s minutes of an e-mail are collected into "
+        "the next one.",
+        "You receive this e-mail because aedfleet lists you as the manager of the AEDs above. "
+        "A notice about the same AED and the same problem is not repeated within %(hours)s "
+        "hours, and notices arriving within %(minutes)s minutes of an e-mail are collected into "
+        "the next one.",
+        len({n.aed_id for n in notices}),
+    ) % {"hours": f"{notify.repeat_after_hours:g}",
+         "minutes": f"{notify.digest_interval_minutes:g}"}
+    greeting = words.gettext("Hello %(name)s,") % {"name": manager_name}
+    body = "\n\n".join([greeting, *parts, "-- ", footer])
     return subject, body
 
 
@@ -176,6 +200,7 @@ class _Claim:
     email: str
     manager_name: str
     notices: list[Notification]
+    language: str = DEFAULT_LANGUAGE
 
 
 def deliver_pending(engine: Engine, mailer: Mailer, now: datetime,
@@ -274,13 +299,14 @@ def _claim(engine: Engine, manager_id: int, now: datetime, interval: timedelta,
         for notice in notices:
             notice.sent_at = now
             notice.next_attempt_at = now + CLAIM_LEASE
-        return _Claim(manager.email, manager.name, notices)
+        return _Claim(manager.email, manager.name, notices,
+                      manager_language(session, manager_id)[0])
 
 
 def _send(engine: Engine, mailer: Mailer, claim: _Claim, now: datetime, settings: Settings,
           report: DeliveryReport) -> None:
     """E-mail the claimed notices and record the outcome."""
-    subject, body = mail_text(claim.manager_name, claim.notices, settings)
+    subject, body = mail_text(claim.manager_name, claim.notices, settings, claim.language)
     claimed = (col(Notification.id).in_([n.id for n in claim.notices])
                & (col(Notification.status) == PENDING))
     try:

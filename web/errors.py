@@ -14,10 +14,15 @@ from flask import (
     request,
     url_for,
 )
+from flask_babel import gettext
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from alarm_core.errors import Refused
+from fleet.i18n import N_
+
+CSRF_MESSAGE = N_("The form's security token is missing or no longer valid: reload the page "
+                  "and send it again.")
 
 
 def json_error(code: str, message: str, status: int) -> tuple[Response, int]:
@@ -41,8 +46,10 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(CSRFError)
     def _csrf(exc: CSRFError) -> Any:
-        return _error("csrf_failed", "Form expired", "The form's security token is missing or "
-                      "no longer valid: reload the page and send it again.", 400)
+        # The JSON API's words are a machine contract: only the page is translated.
+        page = not _wants_json()
+        return _error("csrf_failed", gettext("Form expired") if page else "Form expired",
+                      gettext(CSRF_MESSAGE) if page else CSRF_MESSAGE, 400)
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> Any:

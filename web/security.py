@@ -17,6 +17,7 @@ from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from fleet.accounts import Account, load_account
+from fleet.i18n import N_
 from fleet.settings import Settings
 
 SECRET_FILE = Path("var/secret_key")
@@ -64,7 +65,7 @@ def install(app: Flask, settings: Settings) -> Limiter:
     )
     logins = LoginManager(app)
     logins.login_view = "auth.login"
-    logins.login_message = "Log in to see this page."  # gettext(...) marks it for extraction
+    logins.login_message = N_("Log in to see this page.")
     logins.localize_callback = gettext
     logins.session_protection = "strong"
 
