@@ -11,6 +11,7 @@ in the console only.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import dataclass
@@ -157,10 +158,24 @@ def readers(session: Session, settings: Settings, responder_ids: list[str]) -> d
     return found
 
 
-def _reader(session: Session, settings: Settings, responder_id: str) -> Reader:
+@dataclass(frozen=True)
+class Shown:
+    """How a page shows the inbox when it is not in the responder's own language (the
+    console's reader): language, the locale of dates, the time zone."""
+
+    language: str
+    formats: str
+    timezone: str
+
+
+def _reader(session: Session, settings: Settings, responder_id: str,
+            shown: Shown | None = None) -> Reader:
     found = readers(session, settings, [responder_id]).get(responder_id)
     if found is None:
         raise NotFound("unknown_responder", f"no responder {responder_id}")
+    if shown is not None:
+        found = dataclasses.replace(found, language=shown.language, formats=shown.formats,
+                                    timezone=shown.timezone)
     return found
 
 
@@ -275,9 +290,11 @@ def _entry(message: InboxMessage, read_at: datetime | None, reader: Reader) -> I
 
 
 def inbox_page(session: Session, settings: Settings, responder_id: str, now: datetime,
-               page: int = 1, per_page: int = PAGE_SIZE) -> InboxPage:
-    """One page of a responder's inbox, newest first, without expired messages."""
-    reader = _reader(session, settings, responder_id)
+               page: int = 1, per_page: int = PAGE_SIZE, shown: Shown | None = None
+               ) -> InboxPage:
+    """One page of a responder's inbox, newest first, without expired messages (worded in
+    their language, or as `shown`)."""
+    reader = _reader(session, settings, responder_id, shown)
     visible = and_(_addressed_to(responder_id, reader.region), _current(now))
     total, unread = session.execute(
         sa_select(func.count(), func.count().filter(col(InboxRead.message_id).is_(None)))
@@ -318,10 +335,10 @@ def _message_of(session: Session, reader: Reader, message_id: int) -> InboxMessa
     return message
 
 
-def open_message(session: Session, settings: Settings, responder_id: str, message_id: int
-                 ) -> InboxEntry:
+def open_message(session: Session, settings: Settings, responder_id: str, message_id: int,
+                 shown: Shown | None = None) -> InboxEntry:
     """One message of the responder's inbox (also once expired), worded for them."""
-    reader = _reader(session, settings, responder_id)
+    reader = _reader(session, settings, responder_id, shown)
     message = _message_of(session, reader, message_id)
     read_at = session.execute(sa_select(col(InboxRead.read_at)).where(
         col(InboxRead.message_id) == message_id,

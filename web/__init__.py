@@ -46,8 +46,10 @@ def create_app(engine: Any, *, settings: Settings | None = None, alarm_core: Any
     from web.console.audit import bp as audit
     from web.console.auth import bp as auth
     from web.console.fleet import bp as fleet
+    from web.console.inbox import bp as inbox
     from web.console.incidents import bp as dispatch
     from web.console.maps import bp as maps
+    from web.console.news import bp as news
     from web.console.responder import bp as responder
     from web.console.responder import links as questionnaire_links
 
@@ -62,8 +64,8 @@ def create_app(engine: Any, *, settings: Settings | None = None, alarm_core: Any
     app.extensions["aedfleet_limiter"] = limiter  # the limits' wrappers hold it weakly only
     install_languages(app)
     register_error_handlers(app)
-    for blueprint in (auth, fleet, maps, dispatch, responder, questionnaire_links, audit,
-                      api_docs):
+    for blueprint in (auth, fleet, maps, dispatch, responder, questionnaire_links, inbox, news,
+                      audit, api_docs):
         app.register_blueprint(blueprint)
     # Machine callers authenticate with bearer tokens, not cookies: no CSRF token to send.
     csrf = app.extensions["csrf"]

@@ -105,3 +105,31 @@ def confirm_command(ctx: Context, responder_id: str) -> None:
 
     confirm_profile(ctx.engine, responder_id, datetime.now(UTC))
     click.echo(f"{responder_id} is active again")
+
+
+@responders.command("news")
+@click.option("--region", required=True, help="The region's code (aedfleet regions list).")
+@click.option("--subject", required=True)
+@click.option("--body", required=True)
+@click.option("--language", default=None, help="One of the region's languages (default: its "
+              "first).")
+@click.option("--days", type=click.IntRange(1, 3650), default=None,
+              help="Shown for this many days (default: until removed).")
+@pass_context
+def news_command(ctx: Context, region: str, subject: str, body: str, language: str | None,
+                 days: int | None) -> None:
+    """Send news to every responder of a region: their inbox, and once to their apps."""
+    from datetime import timedelta
+
+    from alarm_core.errors import Refused
+    from alarm_core.inbox import post_news
+    from fleet.db import session_scope
+
+    now = datetime.now(UTC)
+    try:
+        with session_scope(ctx.engine) as session:
+            message = post_news(session, region, subject, body, ctx.actor, now,
+                                None if days is None else now + timedelta(days=days), language)
+    except Refused as exc:
+        raise click.ClickException(exc.message) from exc
+    click.echo(f"news {message.id} sent to the responders of {region}")

@@ -19,9 +19,9 @@ from urllib.parse import urlsplit
 
 import pytest
 from flask.testing import FlaskClient
-from sqlmodel import Session
+from sqlmodel import Session, select
 
-from alarm_core.models import Incident, Questionnaire
+from alarm_core.models import InboxMessage, Incident, Questionnaire
 from fleet.models import Aed, Cabinet
 from fleet.settings import Settings
 
@@ -139,6 +139,23 @@ TABLE: list[tuple[str, str, str | None, tuple[int, ...]]] = [
      (FORBIDDEN, FORBIDDEN, FORBIDDEN, FORBIDDEN, FORBIDDEN, NOT_FOUND, TO_LOGIN)),
     ("GET", "/responder/questionnaires/no-such-token", None,
      (FORBIDDEN, FORBIDDEN, FORBIDDEN, FORBIDDEN, FORBIDDEN, NOT_FOUND, TO_LOGIN)),
+    # the responder's inbox (r-1's questionnaire message is theirs, r-2's is not)
+    ("GET", "/responder/inbox", None,
+     (FORBIDDEN, FORBIDDEN, FORBIDDEN, FORBIDDEN, FORBIDDEN, OK, TO_LOGIN)),
+    ("GET", "/responder/inbox/{own_message}", None,
+     (FORBIDDEN, FORBIDDEN, FORBIDDEN, FORBIDDEN, FORBIDDEN, OK, TO_LOGIN)),
+    ("GET", "/responder/inbox/{other_message}", None,
+     (FORBIDDEN, FORBIDDEN, FORBIDDEN, FORBIDDEN, FORBIDDEN, NOT_FOUND, TO_LOGIN)),
+    ("POST", "/responder/inbox/{own_message}/read", "empty",
+     (FORBIDDEN, FORBIDDEN, FORBIDDEN, FORBIDDEN, FORBIDDEN, SEE_OTHER, TO_LOGIN)),
+    ("POST", "/responder/inbox/{other_message}/read", "empty",
+     (FORBIDDEN, FORBIDDEN, FORBIDDEN, FORBIDDEN, FORBIDDEN, NOT_FOUND, TO_LOGIN)),
+    ("GET", "/responder/inbox/999999", None,
+     (FORBIDDEN, FORBIDDEN, FORBIDDEN, FORBIDDEN, FORBIDDEN, NOT_FOUND, TO_LOGIN)),
+    # region news: administrators post it (no region is loaded here: 404 for the region)
+    ("GET", "/news", None, (OK, FORBIDDEN, FORBIDDEN, FORBIDDEN, FORBIDDEN, FORBIDDEN, TO_LOGIN)),
+    ("POST", "/news", "news",
+     (NOT_FOUND, FORBIDDEN, FORBIDDEN, FORBIDDEN, FORBIDDEN, FORBIDDEN, TO_LOGIN)),
     # the AED API and the maps' layers, read with a log-in session
     ("GET", "/api/v1/aeds", None,
      (OK, OK, OK, FORBIDDEN, FORBIDDEN, FORBIDDEN, UNAUTHORIZED)),
@@ -179,6 +196,13 @@ CASES = [pytest.param(role, method, path, body, statuses[ROLES.index(role)],
          for method, path, body, statuses in TABLE for role in ROLES]
 
 
+def inbox_messages(scene: Scene) -> dict[str, int]:
+    """Responder id -> the id of their inbox message about the scene's questionnaire."""
+    with Session(scene.engine) as session:
+        return {str(responder_id): int(message_id) for responder_id, message_id in
+                session.exec(select(InboxMessage.responder_id, InboxMessage.id)).all()}
+
+
 def aed_form(scene: Scene, aed_id: str) -> dict[str, str]:
     """The edit form of an AED as its page fills it in, unchanged."""
     with Session(scene.engine) as session:
@@ -203,6 +227,8 @@ def body_of(scene: Scene, name: str | None, role: str) -> dict[str, Any]:
         "availability": {"available": "yes"},
         "certificate": {"certificate_date": earlier},
         "answers": {"arrived": "yes", "cpr": "yes", "aed_used": "no", "remarks": role},
+        "empty": {},
+        "news": {"region": "NL-XX", "subject": f"From {role}", "body": "A course."},
     }
     if name is None:
         return {}
@@ -221,8 +247,10 @@ def body_of(scene: Scene, name: str | None, role: str) -> dict[str, Any]:
 def test_each_role_reaches_exactly_the_pages_and_resources_of_its_work(
         scene: Scene, browsers: dict[str, FlaskClient], role: str, method: str, path: str,
         body: str | None, expected: int) -> None:
+    messages = inbox_messages(scene)
     url = path.format(incident=scene.incident_id, own_token=scene.questionnaires["r-1"],
-                      other_token=scene.questionnaires["r-2"])
+                      other_token=scene.questionnaires["r-2"], own_message=messages["r-1"],
+                      other_message=messages["r-2"])
 
     response = browsers[role].open(url, method=method, **body_of(scene, body, role))
 
