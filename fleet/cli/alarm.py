@@ -18,6 +18,7 @@ import click
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col
 
+from alarm_core.policy import INCIDENT_TYPES
 from fleet.cli import Context, parse_time, pass_context, register_export
 
 
@@ -147,17 +148,25 @@ def alarm(ctx: Context, http: str | None) -> None:
 @click.option("--lat", type=float, required=True)
 @click.option("--lon", type=float, required=True)
 @click.option("--at", "at", default=None, help="Time of the call (default now).")
+@click.option("--incident-type", type=click.Choice(list(INCIDENT_TYPES)), default=None,
+              help="What the call is (default cardiac_arrest).")
+@click.option("--infant", is_flag=True,
+              help="The victim is under one year (only where the region alerts for infants).")
 @click.option("--json", "as_json", is_flag=True)
 @pass_context
-def dispatch(ctx: Context, lat: float, lon: float, at: str | None, as_json: bool) -> None:
+def dispatch(ctx: Context, lat: float, lon: float, at: str | None, incident_type: str | None,
+             infant: bool, as_json: bool) -> None:
     """Dry run: print the plan for a cardiac arrest here, without alerting anyone."""
     from alarm_core.service import AlarmCore
 
     moment = parse_time(at, ctx.settings)
     core = AlarmCore(ctx.engine, ctx.settings)
     core.load(moment)
-    core.check_location(lat, lon)
-    plan = core.plan(lat, lon, moment)
+    region = core.check_location(lat, lon)
+    if infant and not region.dispatch.paediatric_under_one:
+        raise click.ClickException(f"{region.code} raises no citizen alarm for a victim "
+                                   "under one year")
+    plan = core.plan(lat, lon, moment, incident_type, infant)
     if as_json:
         click.echo(json.dumps(plan.to_json(), indent=2))
         return
@@ -174,7 +183,7 @@ def dispatch(ctx: Context, lat: float, lon: float, at: str | None, as_json: bool
     for a in plan.responders[:20]:
         via = f" via {a.aed_id}" if a.aed_id else ""
         click.echo(f"  {a.responder_id:<16} {a.role:<9}{via} {a.distance_m:.0f} m, "
-                   f"{a.eta_s:.0f} s")
+                   f"{a.eta_s:.0f} s ({', '.join(a.reasons)})")
     if len(plan.responders) > 20:
         click.echo(f"  ... and {len(plan.responders) - 20} more")
     for label, value in (("first CPR", plan.first_cpr_s), ("first AED", plan.first_aed_s)):
