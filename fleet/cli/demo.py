@@ -1,8 +1,9 @@
-"""`aedfleet demo`: set up the database with the bundled registry, then run the whole system.
+"""`aedfleet demo`: set up the database with the bundled registries, then run the whole system.
 
-With `--setup-only` it stops after the setup (schema, boundaries, registry, declarations, and
-the fleet's readiness). Otherwise it goes on to run broker, ingest, cabinets with their agents,
-the alarm core with the console, and a simulated 112 centre, until Ctrl-C.
+With `--setup-only` it stops after the setup (schema, boundaries and regions, the registries of
+Utrecht and Cologne, declarations, and the fleet's readiness). Otherwise it goes on to run
+broker, ingest, cabinets with their agents, the alarm core with the console, and simulated
+112 centres, until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from sqlmodel import Session, select
 from fleet import migrate
 from fleet.cli import Context, parse_time, pass_context
 from fleet.cli.alarm import _host_port
+from fleet.demo.regions import DEMO_REGIONS, REGISTRY_SOURCE, load_regions, regions_folder
 from fleet.ingest.sweep import sweep
 from fleet.models import Aed, ReadinessDeclaration
 from fleet.municipalities import read_boundaries
@@ -29,8 +31,6 @@ from fleet.registry import (
 )
 from fleet.registry_file import read_registry_file
 
-DEMO_REGISTRY = "demo_registry_utrecht.csv"
-
 
 @click.command()
 @click.option("--setup-only", is_flag=True, help="Only set up the database and show the "
@@ -42,7 +42,8 @@ DEMO_REGISTRY = "demo_registry_utrecht.csv"
 @click.option("--incident-minutes", "incident_minutes", type=click.FloatRange(min=0.1),
               default=2.0, show_default=True, help="Minutes until the 112 centre closes a call.")
 @click.option("--responders", default=300, show_default=True, type=click.IntRange(0, 5000),
-              help="Synthetic citizen responders living in Utrecht.")
+              help="Synthetic citizen responders living in Utrecht (and a third as many in "
+              "Cologne).")
 @click.option("--cabinets/--no-cabinets", default=True, show_default=True,
               help="Simulated cabinets with agents, and the registry's other cabinets.")
 @click.option("--seed", default=1, show_default=True, help="Seed of the simulated world.")
@@ -56,8 +57,9 @@ def demo(ctx: Context, setup_only: bool, http: str | None, incident_every: float
     _set_up(ctx)
     if setup_only:
         click.echo("\nNext (after `. .venv/bin/activate`): `aedfleet aeds list --state "
-                   "unverified`, `aedfleet aeds show NL-UT-0001`, `aedfleet declare NL-UT-0002 "
-                   "--by 'Your name'`, or `aedfleet demo` to run everything")
+                   "unverified`, `aedfleet aeds show NL-UT-0001`, `aedfleet aeds show "
+                   "DE-K-0018`, `aedfleet regions list`, `aedfleet declare NL-UT-0002 --by "
+                   "'Your name'`, or `aedfleet demo` to run everything")
         return
     import asyncio
 
@@ -79,18 +81,26 @@ def _set_up(ctx: Context) -> None:
     revision = migrate.current_revision(engine)
     click.echo(f"   at revision {revision} ({engine.url.render_as_string()})")
 
-    click.secho("2. municipality boundaries (CBS, CC BY 4.0)", bold=True)
+    click.secho("2. municipality boundaries (CBS, CC BY 4.0) and regions", bold=True)
     click.echo(f"   {load_municipalities(engine, read_boundaries())} Dutch municipalities loaded")
+    folder = regions_folder()
+    if folder is None:
+        click.echo("   no config/regions/ here: one region everywhere")
+    else:
+        changed = load_regions(engine, ctx.settings, now, folder)
+        click.echo(f"   regions {', '.join(r.code for r in DEMO_REGIONS)} from {folder} "
+                   f"({len(changed)} changed)")
 
-    click.secho("3. AED registry: real OpenStreetMap attributes, relocated into Utrecht "
-                "(© OpenStreetMap contributors, ODbL)", bold=True)
-    with resources.as_file(resources.files("fleet.data") / DEMO_REGISTRY) as path:
-        parsed = read_registry_file(Path(path), source="demo")
-    report = import_registry(engine, parsed)
-    click.echo(f"   {report.rows} rows: {report.created} new, {report.updated} updated, "
-               f"{report.unchanged} unchanged, {len(report.rejections)} rejected")
-    for rejection in report.rejections:
-        click.echo(f"   rejected {rejection}")
+    click.secho("3. AED registries", bold=True)
+    for region in DEMO_REGIONS:
+        click.echo(f"   {region.name}: {region.registry_note}")
+        with resources.as_file(resources.files("fleet.data") / region.registry) as path:
+            parsed = read_registry_file(Path(path), source=REGISTRY_SOURCE)
+        report = import_registry(engine, parsed)
+        click.echo(f"   {report.rows} rows: {report.created} new, {report.updated} updated, "
+                   f"{report.unchanged} unchanged, {len(report.rejections)} rejected")
+        for rejection in report.rejections:
+            click.echo(f"   rejected {rejection}")
 
     click.secho("4. managers' 'ready for deployment' declarations", bold=True)
     declared = _declare_named_operators(ctx, now)
@@ -115,7 +125,7 @@ def _declare_named_operators(ctx: Context, now: object) -> int:
     with Session(ctx.engine) as session:
         declared = set(session.exec(select(ReadinessDeclaration.aed_id)))
         pending = [aed.id for aed in session.exec(
-            select(Aed).where(Aed.source == "demo", Aed.manager_id.is_not(None)))  # type: ignore[union-attr]
+            select(Aed).where(Aed.source == REGISTRY_SOURCE, Aed.manager_id.is_not(None)))  # type: ignore[union-attr]
             if aed.id not in declared]
     for aed_id in pending:
         record_declaration(ctx.engine, aed_id, "demo manager", now, now,  # type: ignore[arg-type]

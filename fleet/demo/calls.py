@@ -1,7 +1,8 @@
-"""The 112 centre, played: a cardiac arrest at a random place every few minutes, closed later.
+"""The 112 centres, played: a cardiac arrest at a random place every few minutes, closed later.
 
-Calls go to the alarm core's incident API with the demo's `dispatch` token, as a dispatch
-centre's system would send them; open incidents are closed when the demo stops.
+Each region has its centre; calls take turns between them. They go to the alarm core's
+incident API with the centre's `dispatch` token, as a dispatch centre's system would send
+them; open incidents are closed when the demo stops.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import random
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -55,10 +56,21 @@ class IncidentApi:
             raise DemoError(f"POST {path}: {exc}") from exc
 
 
-def describe_dispatch(number: int, incident: dict[str, Any]) -> str:
-    """One line on what the alarm core did with a call."""
+@dataclass(frozen=True)
+class CallCentre:
+    """A region's 112 centre: where its calls happen and its access to the incident API."""
+
+    name: str
+    api: IncidentApi
+    area: BaseGeometry
+
+
+def describe_dispatch(number: int, incident: dict[str, Any], centre: str | None = None) -> str:
+    """One line on what the alarm core did with a call (from `centre`, when there are several)."""
     victim = incident["victim"]
-    head = f"112 call {number} at {victim['lat']:.5f}, {victim['lon']:.5f}: {incident['id']}"
+    where = f" ({centre})" if centre else ""
+    head = (f"112 call {number}{where} at {victim['lat']:.5f}, {victim['lon']:.5f}: "
+            f"{incident['id']}")
     if incident["outcome"] != "dispatched":
         return f"{head}: {incident['outcome'].replace('_', ' ')}"
     roles = [r["role"] for r in incident["responders"]]
@@ -80,35 +92,38 @@ def describe_close(incident: dict[str, Any], open_s: float) -> str:
     return line + (f", {counts['waiting']} still unanswered" if counts["waiting"] else "")
 
 
-async def play_calls(api: IncidentApi, area: BaseGeometry, plan: CallPlan, seed: int,
+async def play_calls(centres: Sequence[CallCentre], plan: CallPlan, seed: int,
                      say: Callable[[str], None], stop: asyncio.Event) -> None:
-    """Call in cardiac arrests until `stop`; then close what is still open."""
+    """Call in cardiac arrests until `stop`, the centres taking turns; then close what is
+    still open."""
     rng = random.Random(seed)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     next_call = time.monotonic() + plan.first_after_s
-    open_incidents: list[tuple[float, str]] = []  # (opened at, incident id)
+    open_incidents: list[tuple[float, IncidentApi, str]] = []  # (opened at, its API, id)
     number = 0
     while not stop.is_set():
         clock = time.monotonic()
         if clock >= next_call:
+            centre = centres[number % len(centres)]
             number += 1
             next_call += plan.every_s
-            lat, lon = random_place(area, rng)
+            lat, lon = random_place(centre.area, rng)
             body = {"reference": f"demo-{stamp}-{number}", "lat": lat, "lon": lon,
                     "source": "112"}
+            name = centre.name if len(centres) > 1 else None
             try:
-                incident = await asyncio.to_thread(api.post, "/incidents", body)
+                incident = await asyncio.to_thread(centre.api.post, "/incidents", body)
             except DemoError as exc:
-                say(f"112 call {number} refused: {exc}")
+                say(f"112 call {number}" + (f" ({name})" if name else "") + f" refused: {exc}")
             else:
-                say(describe_dispatch(number, incident))
-                open_incidents.append((clock, incident["id"]))
+                say(describe_dispatch(number, incident, name))
+                open_incidents.append((clock, centre.api, incident["id"]))
         while open_incidents and clock - open_incidents[0][0] >= plan.open_s:
-            opened, incident_id = open_incidents.pop(0)
+            opened, api, incident_id = open_incidents.pop(0)
             await _close(api, incident_id, "closed_by_dispatch", clock - opened, say)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), 0.5)
-    for opened, incident_id in open_incidents:
+    for opened, api, incident_id in open_incidents:
         await _close(api, incident_id, "demo_stopped", time.monotonic() - opened, say)
 
 

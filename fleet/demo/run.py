@@ -20,7 +20,7 @@ from sqlalchemy import Engine
 from device_agents.local_broker import free_port
 from fleet.demo import cabinets as cabinet_parts
 from fleet.demo.broker import start_broker
-from fleet.demo.calls import CallPlan, IncidentApi, play_calls
+from fleet.demo.calls import CallCentre, CallPlan, IncidentApi, play_calls
 from fleet.demo.errors import Interrupted, PartFailed
 from fleet.demo.people import (
     DemoLogin,
@@ -31,6 +31,7 @@ from fleet.demo.people import (
 )
 from fleet.demo.phones import play_phones
 from fleet.demo.processes import Supervisor, wait_until
+from fleet.demo.regions import KOELN, NL, REGISTRY_SOURCE, koeln_activity_area, stored_area
 from fleet.demo.services import (
     check_console_port,
     start_alarm_core,
@@ -43,8 +44,9 @@ from fleet.demo.virtual_fleet import last_seqs, play_fleet, virtual_fleet
 from fleet.settings import Settings
 
 MUNICIPALITY = "Utrecht"
-REGISTRY_SOURCE = "demo"
 DEMO_FOLDER = Path("var/demo")
+KOELN_RESPONDER_SHARE = 1 / 3
+"""Cologne's responders, as a share of `--responders` (Utrecht's)."""
 PLAYER_STOP_S = 20.0
 
 Say = Callable[[str], None]
@@ -118,12 +120,26 @@ async def _start(engine: Engine, settings: Settings, options: DemoOptions, say: 
     check_console_port(options.http)
     now = datetime.now(UTC)
     area = municipality_area(engine, MUNICIPALITY)
-    responders = seed_responders(engine, settings, area, options.responders, now, options.seed)
+    nl_loaded = stored_area(engine, NL.code) is not None
+    responders = seed_responders(engine, settings, area, options.responders, now, options.seed,
+                                 NL, nl_loaded)
     registry = cabinet_parts.registry_cabinets(engine, REGISTRY_SOURCE)
-    manager = cabinet_parts.busiest_manager(registry)
+    # The connected cabinets and the manager log-in are Utrecht's; Cologne's manager has its own.
+    manager = cabinet_parts.busiest_manager([c for c in registry if c[2] != KOELN.manager])
     logins = ensure_logins(engine, now, manager, MUNICIPALITY,
-                           responders[0] if responders else None)
-    token = dispatch_token(engine, now)
+                           responders[0] if responders else None, NL, nl_loaded)
+    tokens = {NL.name: dispatch_token(engine, now, NL.caller, NL.code if nl_loaded else None)}
+    areas = {NL.name: area}
+    koeln_area = koeln_activity_area(engine)
+    koeln_responders: list[str] = []
+    if koeln_area is not None:
+        koeln_responders = seed_responders(
+            engine, settings, koeln_area, round(options.responders * KOELN_RESPONDER_SHARE),
+            now, options.seed, KOELN, True)
+        logins += ensure_logins(engine, now, KOELN.manager, KOELN.municipality,
+                                koeln_responders[0] if koeln_responders else None, KOELN, True)
+        tokens[KOELN.name] = dispatch_token(engine, now, KOELN.caller, KOELN.code)
+        areas[KOELN.name] = koeln_area
     config = cabinet_parts.config_folder()
     connected = cabinet_parts.choose_cabinets(registry, manager, config / "scenarios") \
         if options.cabinets and config else []
@@ -156,21 +172,31 @@ async def _start(engine: Engine, settings: Settings, options: DemoOptions, say: 
     plan = CallPlan(options.incident_every_s, options.incident_open_s,
                     min(30.0, options.incident_every_s))
     if plan.every_s > 0:
-        players.start("the 112 centre", play_calls(
-            IncidentApi(alarm, token), area, plan, options.seed, say, stop))
+        centres = [CallCentre(name, IncidentApi(alarm, token), areas[name])
+                   for name, token in tokens.items()]
+        players.start("the 112 centres", play_calls(centres, plan, options.seed, say, stop))
 
     lines = _banner(console, alarm, logins, broker.description, broker.url, metrics, history,
-                    connected, len(fleet), len(responders), plan)
+                    connected, len(fleet), {NL.name: len(responders),
+                                            KOELN.name: len(koeln_responders)}, plan,
+                    list(tokens))
     say("\n".join(lines))
 
 
 def _banner(console: str, alarm: str, logins: list[DemoLogin], broker: str, broker_url: str,
             metrics: str, history: str | None, connected: list[cabinet_parts.DemoCabinet],
-            virtual: int, responders: int, plan: CallPlan) -> list[str]:
+            virtual: int, responders: dict[str, int], plan: CallPlan,
+            centres: list[str]) -> list[str]:
     lines = ["", f"aedfleet demo is running. Console: {console}/", "",
              "Demo log-ins (new passwords on every run):"]
-    lines += [f"  {login.role:<13} {login.username} / {login.password}   ({login.scope})"
-              for login in logins]
+    for region in dict.fromkeys(login.region for login in logins):
+        if region is not None:
+            lines.append(f" region {region}:")
+        lines += [f"  {login.role:<13} {login.username} / {login.password}   ({login.scope})"
+                  for login in logins if login.region == region]
+        if region == KOELN.code:
+            lines.append("  (no municipality log-in: coverage needs population per postcode "
+                         "area, which the demo has for the Netherlands only)")
     lines += ["", "Running:", f"  broker        {broker} on {broker_url}",
               f"  ingest        aedfleet ingest (metrics {metrics})",
               "  time series   " + (f"VictoriaMetrics on {history}" if history else
@@ -183,13 +209,15 @@ def _banner(console: str, alarm: str, logins: list[DemoLogin], broker: str, brok
     if virtual:
         lines.append(f"  virtual       {virtual} more cabinets of the registry, played in this "
                      "process (a heartbeat a minute, a door now and then)")
-    lines.append(f"  alarm core    {responders} citizen responders; the 112 centre's API on "
-                 f"{alarm}/api/v1/incidents")
+    people = ", ".join(f"{count} in {name}" for name, count in responders.items() if count)
+    lines.append(f"  alarm core    citizen responders: {people or 'none'}; the 112 centres' API "
+                 f"on {alarm}/api/v1/incidents")
     lines.append(f"  console       aedfleet serve on {console}/ (fleet, maps, coverage, "
                  "incidents)")
     if plan.every_s > 0:
-        lines.append(f"  112 centre    a cardiac arrest every {plan.every_s / 60:g} min "
-                     f"(the first in {plan.first_after_s:.0f} s), closed after "
-                     f"{plan.open_s / 60:g} min; responders' phones answer some alerts")
+        lines.append(f"  112 centres   a cardiac arrest every {plan.every_s / 60:g} min "
+                     f"(the first in {plan.first_after_s:.0f} s), in turn in "
+                     f"{' and '.join(centres)}, closed after {plan.open_s / 60:g} min; "
+                     "responders' phones answer some alerts")
     lines += ["", f"Logs in {DEMO_FOLDER / 'logs'}/. Ctrl-C stops everything.", ""]
     return lines

@@ -17,12 +17,12 @@ def test_help_lists_every_command(plain_cli: Cli) -> None:
     assert names >= COMMANDS
 
 
-def demo_counts(output: str) -> tuple[int, int, int, int, int]:
-    found = re.search(r"(\d+) rows: (\d+) new, (\d+) updated, (\d+) unchanged, (\d+) rejected",
-                      output)
+def demo_counts(output: str) -> list[tuple[int, ...]]:
+    """The import counts of each registry the demo loads (Utrecht's, then Cologne's)."""
+    found = re.findall(r"(\d+) rows: (\d+) new, (\d+) updated, (\d+) unchanged, (\d+) rejected",
+                       output)
     assert found, output
-    rows, new, updated, unchanged, rejected = (int(n) for n in found.groups())
-    return rows, new, updated, unchanged, rejected
+    return [tuple(int(n) for n in counts) for counts in found]
 
 
 def test_demo_setup_runs_twice_in_the_same_folder_and_the_second_run_changes_nothing(
@@ -30,8 +30,10 @@ def test_demo_setup_runs_twice_in_the_same_folder_and_the_second_run_changes_not
     first = cli.ok("demo", "--setup-only")
     second = cli.ok("demo", "--setup-only")
 
-    assert demo_counts(first.stdout) == (539, 536, 0, 0, 3)
-    assert demo_counts(second.stdout) == (539, 0, 0, 536, 3)
+    assert demo_counts(first.stdout) == [(539, 536, 0, 0, 3), (121, 121, 0, 0, 0)]
+    assert demo_counts(second.stdout) == [(539, 0, 0, 536, 3), (121, 0, 0, 121, 0)]
+    assert "regions NL, DE-NW-KOELN from" in first.stdout
+    assert "(2 changed)" in first.stdout and "(0 changed)" in second.stdout
     assert "Traceback" not in first.stderr + second.stderr
     declared = [re.search(r"(\d+) AEDs declared ready", out.stdout) for out in (first, second)]
     assert declared[0] and declared[1]
@@ -45,6 +47,23 @@ def test_demo_setup_with_the_shipped_configuration_keeps_its_database_under_var(
     assert "sqlite:///var/aedfleet.db" in result.stdout
     assert (plain_cli.cwd / "var" / "aedfleet.db").is_file()
     assert len(plain_cli.json("aeds", "list", "--municipality", "Utrecht")) == 536
+
+
+def test_demo_setup_loads_the_dutch_and_the_cologne_region_with_cologne_s_real_aeds(
+        plain_cli: Cli) -> None:
+    plain_cli.ok("demo", "--setup-only")
+
+    regions = {r["code"]: r for r in plain_cli.json("regions", "list")}
+    assert sorted(regions) == ["DE-NW-KOELN", "NL"]
+    assert (regions["DE-NW-KOELN"]["timezone"], regions["DE-NW-KOELN"]["languages"]) == (
+        "Europe/Berlin", ["de", "en"])
+    assert regions["DE-NW-KOELN"]["dispatch"] == {"aed_access": "open_now"}
+    koeln = plain_cli.json("aeds", "list", "--municipality", "Köln")
+    assert len(koeln) == 121
+    assert plain_cli.ok("regions", "where", "50.9413", "6.9583").stdout.startswith(
+        "DE-NW-KOELN Köln")
+    dom = plain_cli.ok("aeds", "show", "DE-K-0018").stdout
+    assert "Kölner Dom" in dom and "Mo-Su 06:00-19:30" in dom
 
 
 def test_invalid_battery_threshold_gives_a_one_line_configuration_error(plain_cli: Cli) -> None:

@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
-from alarm_core.models import Incident, IncidentResponder
+from alarm_core.models import ApiToken, Incident, IncidentResponder
 from device_agents.local_broker import free_port
 from fleet.db import make_engine
 from fleet.models import DeviceEvent, TelemetryState
@@ -124,13 +124,19 @@ def telemetry_of(engine: Engine, devices: list[str]) -> set[str]:
             col(TelemetryState.device_id).in_(devices))))
 
 
-def alerted_incidents(engine: Engine) -> int:
+def alerted_incidents(engine: Engine, caller: str = "demo-112") -> int:
     with Session(engine) as session:
         return len(session.exec(
             select(Incident.id).join(IncidentResponder,
                                      col(IncidentResponder.incident_id) == Incident.id)
-            .where(Incident.caller == "demo-112").group_by(col(Incident.id))
+            .where(Incident.caller == caller).group_by(col(Incident.id))
             .having(func.count() > 0)).all())
+
+
+def live_tokens(engine: Engine) -> list[tuple[str, str | None]]:
+    with Session(engine) as session:
+        return sorted(session.exec(select(ApiToken.caller, ApiToken.region).where(
+            col(ApiToken.revoked_at).is_(None))).all())
 
 
 def removed_aeds(engine: Engine, device: str) -> int:
@@ -148,6 +154,12 @@ def test_demo_runs_the_whole_system_and_ctrl_c_stops_every_part(
     assert "<h1>Log in</h1>" in demo.page("/login")
     assert ("amqtt, embedded" in banner) == (broker == "amqtt")
     assert re.search(r"admin +demo-admin / \S{10,}", banner)
+    dutch, german = banner.split(" region NL:", 1)[1].split(" region DE-NW-KOELN:", 1)
+    assert re.search(r"dispatcher +demo-dispatcher / \S{10,}", dutch)
+    assert re.search(r"manager +demo-koeln-manager / \S{10,} +\(Stadt Köln – Feuerwehr\)",
+                     german)
+    assert re.search(r"responder +demo-koeln-responder / \S{10,} +\(demo-rk-0001\)", german)
+    assert "in turn in Utrecht and Köln" in banner
     cabinets = {device: (line, scenario)
                 for device, line, scenario in CABINET_LINE.findall(banner)}
     assert sorted(line for line, _ in cabinets.values()) == [
@@ -158,6 +170,9 @@ def test_demo_runs_the_whole_system_and_ctrl_c_stops_every_part(
                       "telemetry from every simulated cabinet")
         demo.wait_for(lambda: alerted_incidents(engine) >= 1, 45,
                       "a 112 call with alerted responders")
+        demo.wait_for(lambda: alerted_incidents(engine, "demo-112-koeln") >= 1, 45,
+                      "a 112 call in Cologne with alerted responders")
+        assert live_tokens(engine) == [("demo-112", "NL"), ("demo-112-koeln", "DE-NW-KOELN")]
         door = next(device for device, (_, scenario) in cabinets.items() if scenario == "door")
         demo.wait_for(lambda: removed_aeds(engine, door) >= 1, 60,
                       "the AED taken from the door scenario's cabinet")

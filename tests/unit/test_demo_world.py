@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import math
 import random
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from shapely.geometry import Point, Polygon
 
@@ -20,7 +21,8 @@ from fleet.demo.cabinets import DemoCabinet, agent_config, busiest_manager, choo
 from fleet.demo.calls import describe_close, describe_dispatch
 from fleet.demo.people import responder_record
 from fleet.demo.phones import answer_payload, choose_answer
-from fleet.demo.places import area_from_geojson, random_place
+from fleet.demo.places import area_from_geojson, around, random_place
+from fleet.demo.regions import KOELN, NL
 from fleet.demo.virtual_fleet import VirtualCabinet, initial_reading
 
 # An L-shaped "municipality": its bounding box holds a corner that is not inside.
@@ -51,6 +53,42 @@ def test_every_synthetic_responder_passes_registration(number: int) -> None:
 
     assert checked.id == f"demo-r-{number:04d}"
     assert L_SHAPE.contains(Point(checked.home_lon, checked.home_lat))
+
+
+@pytest.mark.parametrize("region_loaded", [True, False])
+def test_a_cologne_responder_speaks_german_and_is_registered_in_cologne_when_it_is_loaded(
+        region_loaded: bool) -> None:
+    record = responder_record(7, L_SHAPE, TODAY, random.Random(7), KOELN, region_loaded)
+
+    checked = validate_responder(record, TODAY, DispatchPolicy())
+
+    assert (checked.id, checked.language) == ("demo-rk-0007", "de")
+    assert checked.region == ("DE-NW-KOELN" if region_loaded else None)
+    assert checked.phone is not None and checked.phone.startswith("+49151")
+
+
+def test_a_dutch_responder_speaks_dutch() -> None:
+    record = responder_record(1, L_SHAPE, TODAY, random.Random(1), NL, True)
+
+    assert (record["id"], record["language"], record["region"]) == ("demo-r-0001", "nl", "NL")
+
+
+METRES_PER_DEGREE_LAT = 111_320.0
+PLACES = [(52.01, 5.01), (52.04, 5.15), (52.09, 5.03)]
+
+
+@settings(max_examples=50, deadline=None)
+@given(seed=st.integers(0, 2**32), radius_m=st.sampled_from([300.0, 600.0, 1_500.0]))
+def test_a_place_around_given_places_lies_within_the_radius_of_one_and_inside_the_area(
+        seed: int, radius_m: float) -> None:
+    near = around(PLACES, radius_m, L_SHAPE)
+
+    lat, lon = random_place(near, random.Random(seed))
+
+    assert L_SHAPE.contains(Point(lon, lat))
+    scale_x = METRES_PER_DEGREE_LAT * math.cos(math.radians(lat))
+    assert min(math.hypot((lon - p_lon) * scale_x, (lat - p_lat) * METRES_PER_DEGREE_LAT)
+               for p_lat, p_lon in PLACES) <= radius_m * 1.01
 
 
 def test_the_same_seed_gives_the_same_responders() -> None:
@@ -169,6 +207,11 @@ def test_a_dispatched_call_is_told_in_one_line() -> None:
     assert describe_dispatch(4, INCIDENT) == (
         "112 call 4 at 52.10000, 5.10000: inc-1: 3 responders alerted (2 CPR, 1 fetching "
         "1 AEDs); expected: first CPR in 61 s")
+
+
+def test_with_several_centres_a_call_names_its_centre() -> None:
+    assert describe_dispatch(5, INCIDENT, "Köln").startswith(
+        "112 call 5 (Köln) at 52.10000, 5.10000: inc-1: 3 responders alerted")
 
 
 def test_a_call_without_responders_says_so() -> None:
