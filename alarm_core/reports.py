@@ -59,9 +59,12 @@ def incident_document(session: Session, incident: Incident, policy: DispatchPoli
     return document
 
 
-def recent_incidents(session: Session, only_open: bool, limit: int = 100) -> list[Incident]:
-    """The newest incidents first."""
+def recent_incidents(session: Session, only_open: bool, limit: int = 100,
+                     region: str | None = None) -> list[Incident]:
+    """The newest incidents first (of one region, when given)."""
     query = sa_select(Incident).order_by(col(Incident.called_at).desc()).limit(limit)
+    if region is not None:
+        query = query.where(col(Incident.region) == region)
     if only_open:
         query = query.where(col(Incident.state) != "closed")
     return list(session.execute(query).scalars())

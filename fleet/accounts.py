@@ -19,7 +19,7 @@ import alarm_core.models  # noqa: F401  (the responder table console_user refers
 from fleet import audit
 from fleet.db import session_scope
 from fleet.errors import FleetError
-from fleet.models import ConsoleUser, Manager, Municipality, utcnow
+from fleet.models import ConsoleUser, Manager, Municipality, Region, utcnow
 
 MIN_PASSWORD_LENGTH = 10
 # Checked against for unknown user names, so that a log-in takes as long with or without one.
@@ -60,11 +60,14 @@ class Account:
     municipality: str | None
     responder_id: str | None
     session_key: str = ""
+    region: str | None = None
+    """The region an account works in; None: every region."""
     """Changes with the password: a session made before a password change no longer counts."""
 
     def to_json(self) -> dict[str, Any]:
         return {"username": self.username, "role": self.role.value, "manager": self.manager,
-                "municipality": self.municipality, "responder": self.responder_id}
+                "municipality": self.municipality, "responder": self.responder_id,
+                "region": self.region}
 
 
 def password_problem(password: str) -> str | None:
@@ -75,18 +78,21 @@ def password_problem(password: str) -> str | None:
 
 def create_account(engine: Any, username: str, password: str, role: str, now: datetime, *,
                    manager: str | None = None, municipality: str | None = None,
-                   responder_id: str | None = None, actor: str = audit.SYSTEM) -> Account:
+                   responder_id: str | None = None, actor: str = audit.SYSTEM,
+                   region: str | None = None) -> Account:
     """Create an account; a manager account names its manager, a municipality account its
-    municipality, a responder account its responder. `actor` is who creates it (the audit
-    log's entry)."""
+    municipality, a responder account its responder; `region` limits an administrator's or
+    dispatcher's view to one region. `actor` is who creates it (the audit log's entry)."""
     with session_scope(engine) as session:
         return add_account(session, username, password, role, now, manager=manager,
-                           municipality=municipality, responder_id=responder_id, actor=actor)
+                           municipality=municipality, responder_id=responder_id, actor=actor,
+                           region=region)
 
 
 def add_account(session: Session, username: str, password: str, role: str, now: datetime, *,
                 manager: str | None = None, municipality: str | None = None,
-                responder_id: str | None = None, actor: str = audit.SYSTEM) -> Account:
+                responder_id: str | None = None, actor: str = audit.SYSTEM,
+                region: str | None = None) -> Account:
     """`create_account` inside the caller's transaction."""
     kind = _role(role)
     username = username.strip()
@@ -101,6 +107,7 @@ def add_account(session: Session, username: str, password: str, role: str, now: 
     user = ConsoleUser(username=username, password_hash=generate_password_hash(password),
                        role=kind.value, created_at=now)
     _give_role(session, user, kind, manager, municipality, responder_id)
+    user.region = _region(session, region)
     session.add(user)
     session.flush()
     account = _account(session, user)
@@ -111,15 +118,17 @@ def add_account(session: Session, username: str, password: str, role: str, now: 
 
 def change_role(engine: Any, username: str, role: str, now: datetime, *,
                 manager: str | None = None, municipality: str | None = None,
-                responder_id: str | None = None, actor: str = audit.SYSTEM) -> Account:
-    """Give an account another role (or the same role another scope); takes effect with the
-    account's next request."""
+                responder_id: str | None = None, actor: str = audit.SYSTEM,
+                region: str | None = None) -> Account:
+    """Give an account another role (or the same role another scope, or another region);
+    takes effect with the account's next request."""
     with session_scope(engine) as session:
         user = _named_user(session, username)
         before = _scope_of(_account(session, user))
         kind = _role(role)
         _check_scope(kind, manager, municipality, responder_id)
         _give_role(session, user, kind, manager, municipality, responder_id)
+        user.region = _region(session, region)
         session.flush()
         account = _account(session, user)
         changes = audit.changed_fields(before, _scope_of(account))
@@ -159,10 +168,17 @@ def _give_role(session: Session, user: ConsoleUser, kind: Role, manager: str | N
     user.responder_id = responder_id if kind == Role.RESPONDER else None
 
 
+def _region(session: Session, code: str | None) -> str | None:
+    if code is not None and session.get(Region, code) is None:
+        raise AccountError(f"no region {code!r} (see `aedfleet regions list`)")
+    return code
+
+
 def _scope_of(account: Account) -> dict[str, Any]:
     """An account's role and scope as the audit log compares them."""
     return {"role": account.role.value, "manager": account.manager,
-            "municipality": account.municipality, "responder_id": account.responder_id}
+            "municipality": account.municipality, "responder_id": account.responder_id,
+            "region": account.region}
 
 
 def _user(session: Session, username: str) -> ConsoleUser | None:
@@ -192,7 +208,7 @@ def _account(session: Session, user: ConsoleUser) -> Account:
                    manager_id=user.manager_id, manager=manager.name if manager else None,
                    municipality_id=user.municipality_id,
                    municipality=municipality.name if municipality else None,
-                   responder_id=user.responder_id,
+                   responder_id=user.responder_id, region=user.region,
                    session_key=hashlib.sha256(user.password_hash.encode()).hexdigest()[:24])
 
 

@@ -44,12 +44,16 @@ STATE_WORDS = {"ready": N_("Ready"), "unverified": N_("Unverified"),
 
 @dataclass(frozen=True)
 class FleetScope:
-    """Which AEDs a view covers: one manager's, one municipality's, or (both None) all."""
+    """Which AEDs a view covers: one manager's, one municipality's, one region's, or (all
+    None) all."""
 
     manager_id: int | None = None
     municipality_id: int | None = None
+    region: str | None = None
 
     def apply(self, query: Any) -> Any:
+        if self.region is not None:
+            query = query.where(col(Aed.region) == self.region)
         if self.manager_id is not None:
             query = query.where(col(Aed.manager_id) == self.manager_id)
         if self.municipality_id is not None:

@@ -90,6 +90,9 @@ class Aed(AedBase, table=True):
     id: str = Field(primary_key=True, max_length=64)
     municipality_id: int | None = Field(default=None, foreign_key="municipality.id", index=True)
     manager_id: int | None = Field(default=None, foreign_key="manager.id", index=True)
+    region: str | None = Field(default=None, max_length=24, index=True)
+    """The region the AED stands in, kept for the console's views of a region (set on every
+    registration and when regions change; the dispatch rules look the region up themselves)."""
     in_use_incident: str | None = Field(default=None, max_length=64)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)

@@ -7,12 +7,16 @@ import threading
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func
+import numpy as np
+from sqlalchemy import bindparam, func
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col
 
+from alarm_core.policy import DispatchPolicy
 from fleet import audit
+from fleet.models import Aed
 from fleet.models import Region as RegionRow
+from fleet.readiness import ReadinessPolicy
 from fleet.regions import RegionMap, RegionSpec, check_overlaps, everywhere
 from fleet.settings import Settings
 
@@ -85,3 +89,45 @@ def region_map(session: Session, settings: Settings) -> RegionMap:
     with _cache_lock:
         _cache[key] = (settings, signature, found)
     return found
+
+
+_areas: dict[str, tuple[tuple[Any, ...], RegionMap | None]] = {}
+
+
+def area_map(session: Session) -> RegionMap | None:
+    """The stored regions for where places lie (their rules left at the defaults), or None
+    when no region is stored. Cached until a region changes."""
+    signature = tuple(tuple(row) for row in session.execute(sa_select(
+        col(RegionRow.code), col(RegionRow.updated_at),
+        func.length(RegionRow.area_geojson)).order_by(col(RegionRow.code))))
+    key = str(session.get_bind().engine.url)
+    with _cache_lock:
+        cached = _areas.get(key)
+        if cached is not None and cached[0] == signature:
+            return cached[1]
+    rows = region_rows(session)
+    found = RegionMap([spec_of(row).region(DispatchPolicy(), ReadinessPolicy())
+                       for row in rows]) if rows else None
+    with _cache_lock:
+        _areas[key] = (signature, found)
+    return found
+
+
+def assign_aed_regions(session: Session, aed_ids: list[str] | None = None) -> int:
+    """Record the region each AED (all, or these) stands in; returns how many changed."""
+    regions = area_map(session)
+    query = sa_select(col(Aed.id), col(Aed.lat), col(Aed.lon), col(Aed.region))
+    if aed_ids is not None:
+        query = query.where(col(Aed.id).in_(aed_ids))
+    rows = session.execute(query).all()
+    if not rows:
+        return 0
+    codes = [None] * len(rows) if regions is None else regions.codes_at(
+        np.array([r.lat for r in rows]), np.array([r.lon for r in rows]))
+    changed = [{"aed_id": r.id, "code": code}
+               for r, code in zip(rows, codes, strict=True) if r.region != code]
+    if changed:
+        table = Aed.__table__  # type: ignore[attr-defined]
+        session.execute(table.update().where(table.c.id == bindparam("aed_id"))
+                        .values(region=bindparam("code")), changed)
+    return len(changed)

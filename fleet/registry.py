@@ -39,7 +39,7 @@ from fleet.readiness import (
     describe_reason,
     evaluate_readiness,
 )
-from fleet.region_store import region_map
+from fleet.region_store import assign_aed_regions, region_map
 from fleet.regions import Region
 from fleet.registry_file import ParsedFile, RowRejection
 from fleet.settings import Settings
@@ -142,6 +142,7 @@ def store_records(session: Session, parsed: ParsedFile, progress: Any = None) ->
                           municipalities.get(place) if place else None,
                           managers.get(record.manager) if record.manager else None, report)
         session.flush()
+        assign_aed_regions(session, ids)
         if progress is not None:
             progress.update(len(chunk))
     return report

@@ -47,9 +47,10 @@ def roles_required(*roles: Role) -> Callable[[Any], Any]:
 
 
 def fleet_scope(who: Account) -> FleetScope:
-    """The AEDs whose health this account sees: all, its manager's, or its municipality's."""
+    """The AEDs whose health this account sees: all (or its region's), its manager's, or its
+    municipality's."""
     if who.role == Role.ADMIN:
-        return FleetScope()
+        return FleetScope(region=who.region)
     if who.role == Role.MANAGER and who.manager_id is not None:
         return FleetScope(manager_id=who.manager_id)
     if who.role == Role.MUNICIPALITY and who.municipality_id is not None:
@@ -58,9 +59,12 @@ def fleet_scope(who: Account) -> FleetScope:
 
 
 def aed_for(who: Account, session: Session, aed_id: str) -> Aed:
-    """One AED this account may open and change (admin: any; manager: its own); else 404."""
+    """One AED this account may open and change (admin: any, or any of its region; manager:
+    its own); else 404."""
     aed = session.get(Aed, aed_id)
     if aed is None or who.role not in AED_DETAIL_ROLES:
+        abort(404)
+    if who.role == Role.ADMIN and who.region is not None and aed.region != who.region:
         abort(404)
     if who.role == Role.MANAGER and aed.manager_id != who.manager_id:
         abort(404)
@@ -89,7 +93,7 @@ def incident_for(who: Account, session: Session, incident_id: str) -> Incident:
     if who.role not in INCIDENT_ROLES:
         abort(403)
     incident = session.get(Incident, incident_id)
-    if incident is None:
+    if incident is None or (who.region is not None and incident.region != who.region):
         abort(404)
     return incident
 

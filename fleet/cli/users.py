@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 import click
 
@@ -28,39 +29,49 @@ def users() -> None:
     """Console accounts and their roles."""
 
 
+def scope_options(command: Any) -> Any:
+    """The options that say what an account's role covers (`users add` and `users role`)."""
+    for option in reversed([
+            click.option("--role", required=True, type=click.Choice([r.value for r in Role]),
+                         help=ROLE_HELP),
+            click.option("--manager", help="The AED manager a manager account looks after."),
+            click.option("--municipality", help="The municipality of a municipality account."),
+            click.option("--responder", "responder_id",
+                         help="The responder id of a responder account."),
+            click.option("--region", help="Limit an admin or dispatcher to one region (its "
+                         "AEDs, incidents and news); default: every region.")]):
+        command = option(command)
+    return command
+
+
 @users.command("add")
 @click.argument("username")
-@click.option("--role", required=True, type=click.Choice([r.value for r in Role]), help=ROLE_HELP)
-@click.option("--manager", help="The AED manager a manager account looks after.")
-@click.option("--municipality", help="The municipality of a municipality account.")
-@click.option("--responder", "responder_id", help="The responder id of a responder account.")
+@scope_options
 @click.password_option(help="At least 10 characters (asked when not given).")
 @pass_context
 def add(ctx: Context, username: str, role: str, manager: str | None, municipality: str | None,
-        responder_id: str | None, password: str) -> None:
+        responder_id: str | None, region: str | None, password: str) -> None:
     """Create an account."""
     account = create_account(ctx.engine, username, password, role, datetime.now(UTC),
                              manager=manager, municipality=municipality,
-                             responder_id=responder_id, actor=ctx.actor)
+                             responder_id=responder_id, actor=ctx.actor, region=region)
     click.echo(f"created {account.username} ({account.role.value})")
 
 
 @users.command("role")
 @click.argument("username")
-@click.option("--role", required=True, type=click.Choice([r.value for r in Role]), help=ROLE_HELP)
-@click.option("--manager", help="The AED manager a manager account looks after.")
-@click.option("--municipality", help="The municipality of a municipality account.")
-@click.option("--responder", "responder_id", help="The responder id of a responder account.")
+@scope_options
 @pass_context
 def role(ctx: Context, username: str, role: str, manager: str | None, municipality: str | None,
-         responder_id: str | None) -> None:
+         responder_id: str | None, region: str | None) -> None:
     """Give an account another role or scope (from its next page on)."""
     account = change_role(ctx.engine, username, role, datetime.now(UTC), manager=manager,
                           municipality=municipality, responder_id=responder_id,
-                          actor=ctx.actor)
+                          actor=ctx.actor, region=region)
     scope = account.manager or account.municipality or account.responder_id
     click.echo(f"{account.username} is now {account.role.value}"
-               + (f" ({scope})" if scope else ""))
+               + (f" ({scope})" if scope else "")
+               + (f" in {account.region}" if account.region else ""))
 
 
 @users.command("list")

@@ -81,6 +81,8 @@ def list_incidents() -> Response:
         query = sa_select(Incident)
         if g.account is None:  # a 112 centre sees its own incidents; a dispatcher all
             query = query.where(col(Incident.caller) == g.caller)
+        elif g.account.region is not None:  # (of their region)
+            query = query.where(col(Incident.region) == g.account.region)
         if state:
             query = query.where(col(Incident.state) == state)
         rows = session.execute(query.order_by(col(Incident.received_at).desc()).limit(200))
@@ -90,7 +92,9 @@ def list_incidents() -> Response:
 
 def _own_incident(session: Session, incident_id: str) -> Incident:
     incident = session.get(Incident, incident_id)
-    if incident is None or (g.get("account") is None and incident.caller != g.caller):
+    account = g.get("account")
+    if incident is None or (account is None and incident.caller != g.caller) or (
+            account is not None and account.region not in (None, incident.region)):
         raise NotFound("unknown_incident", f"no incident {incident_id}")
     return incident
 

@@ -20,7 +20,7 @@ bp = Blueprint("dispatch", __name__, url_prefix="/incidents")
 def incidents() -> str:
     only_open = request.args.get("open") == "1"
     with Session(engine()) as session:
-        rows = recent_incidents(session, only_open)
+        rows = recent_incidents(session, only_open, region=account().region)
     return render_template("incidents.html", incidents=rows, only_open=only_open)
 
 

@@ -1,0 +1,132 @@
+"""Accounts of one region: a regional administrator sees that region's AEDs only, a regional
+dispatcher that region's incidents only; a platform administrator sees every region.
+
+The console scene's AEDs lie in two made-up regions split at 5.2 E: Utrecht's (aed-1, a-2,
+a-3, b-2) in NL-UTR, Zeist's (b-1, b-3) in NL-ZST. One call is made in each region.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from sqlmodel import Session
+
+from alarm_core.service import AlarmCore
+from fleet.accounts import AccountError, change_role, create_account
+from fleet.db import session_scope
+from fleet.models import Aed
+from fleet.region_store import assign_aed_regions, save_region
+from fleet.regions import RegionSpec
+
+from .alarm_support import add_responder, alarm_settings, call, near
+from .console_support import (
+    DATABASES,
+    PASSWORD,
+    UTRECHT_AEDS,
+    ZEIST_PLACE,
+    Scene,
+    login,
+    make_app,
+    module_scene,
+    square,
+)
+
+REGION_AEDS = {"NL-UTR": set(UTRECHT_AEDS), "NL-ZST": {"b-1", "b-3"}}
+
+
+def _spec(code: str, west: float, east: float) -> RegionSpec:
+    return RegionSpec(code=code, name=code, timezone="Europe/Amsterdam", country="NL",
+                      languages=("nl", "en"), area_geojson=square(51.9, west, 52.3, east),
+                      dispatch={}, readiness={})
+
+
+@pytest.fixture(scope="module", params=DATABASES)
+def regional(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+             ) -> Iterator[tuple[Scene, dict[str, str]]]:
+    folder: Path = tmp_path_factory.mktemp(f"regions-{request.param}")
+    for scene in module_scene(request.param, folder):
+        with session_scope(scene.engine) as session:
+            for spec in (_spec("NL-UTR", 4.9, 5.2), _spec("NL-ZST", 5.2, 5.5)):
+                save_region(session, spec, scene.settings, scene.now, "test")
+            assign_aed_regions(session)
+        add_responder(scene.engine, "z-1", near(100, 0, ZEIST_PLACE), scene.now)
+        core = AlarmCore(scene.engine, alarm_settings(scene.settings))
+        core.load(scene.now)
+        incidents = {
+            "NL-UTR": core.intake("112-utrecht", call("utr-1", near(30)), scene.now,
+                                  "NL-UTR").incident.id,
+            "NL-ZST": core.intake("112-zeist", call("zst-1", ZEIST_PLACE),
+                                  scene.now + timedelta(seconds=1), "NL-ZST").incident.id}
+        for username, role, region in (("admin-utr", "admin", "NL-UTR"),
+                                       ("meldkamer-zst", "dispatcher", "NL-ZST")):
+            create_account(scene.engine, username, PASSWORD, role, scene.now, region=region)
+        yield scene, incidents
+
+
+@pytest.fixture()
+def app(regional: tuple[Scene, dict[str, str]]) -> Flask:
+    return make_app(regional[0])
+
+
+def _client(app: Flask, username: str) -> object:
+    client = app.test_client()
+    assert login(client, username).status_code == 303
+    return client
+
+
+def test_every_aed_records_the_region_it_stands_in(
+        regional: tuple[Scene, dict[str, str]]) -> None:
+    scene, _ = regional
+    with Session(scene.engine) as session:
+        for code, aed_ids in REGION_AEDS.items():
+            for aed_id in aed_ids:
+                aed = session.get(Aed, aed_id)
+                assert aed is not None and aed.region == code, aed_id
+
+
+def test_a_regional_admin_lists_and_opens_only_the_aeds_of_their_region(app: Flask) -> None:
+    client = _client(app, "admin-utr")
+    listed = client.get("/api/v1/aeds?limit=1000").get_json()  # type: ignore[attr-defined]
+    assert {item["id"] for item in listed["items"]} == REGION_AEDS["NL-UTR"]
+    assert client.get("/api/v1/aeds/a-2").status_code == 200  # type: ignore[attr-defined]
+    assert client.get("/api/v1/aeds/b-1").status_code == 404  # type: ignore[attr-defined]
+    assert client.get("/fleet/aeds/b-1").status_code == 404  # type: ignore[attr-defined]
+    page = client.get("/fleet").get_data(as_text=True)  # type: ignore[attr-defined]
+    assert "a-2" in page and "b-1" not in page
+
+
+def test_the_platform_admin_still_sees_every_region(app: Flask) -> None:
+    client = _client(app, "admin")
+    listed = client.get("/api/v1/aeds?limit=1000").get_json()  # type: ignore[attr-defined]
+    assert {item["id"] for item in listed["items"]} == REGION_AEDS["NL-UTR"] | \
+        REGION_AEDS["NL-ZST"]
+
+
+def test_a_regional_dispatcher_sees_only_the_incidents_of_their_region(
+        app: Flask, regional: tuple[Scene, dict[str, str]]) -> None:
+    _, incidents = regional
+    client = _client(app, "meldkamer-zst")
+    page = client.get("/incidents").get_data(as_text=True)  # type: ignore[attr-defined]
+    assert "zst-1" in page and "utr-1" not in page
+    assert client.get(  # type: ignore[attr-defined]
+        f"/incidents/{incidents['NL-ZST']}").status_code == 200
+    assert client.get(  # type: ignore[attr-defined]
+        f"/incidents/{incidents['NL-UTR']}").status_code == 404
+    listed = client.get("/api/v1/incidents").get_json()  # type: ignore[attr-defined]
+    assert [i["reference"] for i in listed] == ["zst-1"]
+    assert client.get(  # type: ignore[attr-defined]
+        f"/api/v1/incidents/{incidents['NL-UTR']}").status_code == 404
+
+
+def test_an_account_can_be_bound_only_to_a_stored_region(
+        regional: tuple[Scene, dict[str, str]]) -> None:
+    scene, _ = regional
+    with pytest.raises(AccountError, match="no region 'NL-XX'"):
+        create_account(scene.engine, "admin-xx", PASSWORD, "admin", scene.now, region="NL-XX")
+    moved = change_role(scene.engine, "admin-utr", "admin", scene.now, region="NL-ZST")
+    assert moved.region == "NL-ZST"
+    change_role(scene.engine, "admin-utr", "admin", scene.now, region="NL-UTR")
