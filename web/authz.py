@@ -17,7 +17,7 @@ from sqlmodel import Session
 from alarm_core.models import Incident, Questionnaire
 from fleet.accounts import Account, Role
 from fleet.health import FleetScope
-from fleet.models import Aed, ConsoleUser
+from fleet.models import Aed
 
 FLEET_ROLES = (Role.ADMIN, Role.MANAGER, Role.MUNICIPALITY)
 AED_DETAIL_ROLES = (Role.ADMIN, Role.MANAGER)
@@ -105,18 +105,17 @@ def own_responder(who: Account) -> str:
     return who.responder_id
 
 
-def news_regions(who: Account, session: Session) -> str | None:
+def news_regions(who: Account) -> str | None:
     """The region an administrator posts news to (None: a platform admin, any region); other
     roles 403."""
     if who.role != Role.ADMIN:
         abort(403)
-    user = session.get(ConsoleUser, who.id)
-    return user.region if user is not None else None
+    return who.region
 
 
-def news_region_for(who: Account, session: Session, region: str) -> str:
+def news_region_for(who: Account, region: str) -> str:
     """A region this account may post news to (a region admin: only their own); else 404."""
-    own = news_regions(who, session)
+    own = news_regions(who)
     if own is not None and region != own:
         abort(404)
     return region

@@ -16,13 +16,12 @@ from click.testing import CliRunner
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import update
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from alarm_core.models import InboxMessage, InboxRead, Responder
 from fleet.accounts import create_account
 from fleet.cli import main
 from fleet.db import session_scope
-from fleet.models import ConsoleUser
 
 from .console_support import (
     DATABASES,
@@ -49,10 +48,8 @@ def scene(request: pytest.FixtureRequest,
         add_region(found.engine, COLOGNE, "de", (6.8, 50.8, 7.1, 51.1), country="DE")
         with session_scope(found.engine) as session:
             session.execute(update(Responder).values(region=UTRECHT))
-        create_account(found.engine, REGION_ADMIN, PASSWORD, "admin", found.now)
-        with session_scope(found.engine) as session:
-            session.execute(update(ConsoleUser).where(col(ConsoleUser.username) == REGION_ADMIN)
-                            .values(region=COLOGNE))
+        create_account(found.engine, REGION_ADMIN, PASSWORD, "admin", found.now,
+                       region=COLOGNE)
         yield found
 
 

@@ -25,7 +25,7 @@ MAX_DAYS = 3_650
 
 def _page(values: dict[str, Any], problem: str | None, status: int) -> Any:
     with Session(engine()) as session:
-        own = news_regions(account(), session)
+        own = news_regions(account())
         regions = [r for r in region_rows(session) if own is None or r.code == own]
         posted = recent_news(session, None if own is None else [own])
     return render_template("news.html", regions=regions, posted=posted, values=values,
@@ -47,7 +47,7 @@ def news() -> Any:
     moment = now()
     try:
         with session_scope(engine()) as session:
-            region = news_region_for(account(), session, values["region"])
+            region = news_region_for(account(), values["region"])
             post_news(session, region, values["subject"], values["body"], account().username,
                       moment, moment + timedelta(days=int(days)) if days else None)
     except Refused as exc:
