@@ -26,6 +26,7 @@ from alarm_core.responders import (
 from fleet.accounts import Account, AccountError, Role, add_account
 from fleet.db import session_scope
 from fleet.models import Region, utcnow
+from fleet.region_store import assign_responder_regions
 from fleet.regions import LANGUAGES
 
 CSV_COLUMNS = ("id", "name", "email", "phone", "date_of_birth", "certificate_date", "training",
@@ -108,7 +109,11 @@ def register_responder(engine: Any, raw: dict[str, Any], now: datetime,
     """Store one new or changed registration."""
     record = validate_responder(raw, now.date(), policy, region_codes(engine))
     with session_scope(engine) as session:
-        return _upsert(session, record, now)
+        responder = _upsert(session, record, now)
+        session.flush()
+        assign_responder_regions(session, [record.id])
+        session.refresh(responder)
+        return responder
 
 
 def region_codes(engine: Any) -> frozenset[str]:
@@ -130,6 +135,7 @@ def register_with_account(engine: Any, raw: dict[str, Any], username: str, passw
     with session_scope(engine) as session:
         _upsert(session, record, now)
         session.flush()
+        assign_responder_regions(session, [record.id])
         try:
             # The citizen registering is the one who makes the account.
             return add_account(session, username, password, Role.RESPONDER, now,
@@ -220,6 +226,7 @@ def import_responders(engine: Any, path: Path, now: datetime, policy: DispatchPo
                 session.execute(update(Responder).where(col(Responder.id) == record.id)
                                 .values(**record.model_dump(exclude_unset=True),
                                         updated_at=stamp))
+            assign_responder_regions(session, [r.id for r in records])
         report.created += len(new)
         report.updated += len(records) - len(new)
         if progress is not None:

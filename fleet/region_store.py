@@ -131,3 +131,33 @@ def assign_aed_regions(session: Session, aed_ids: list[str] | None = None) -> in
         session.execute(table.update().where(table.c.id == bindparam("aed_id"))
                         .values(region=bindparam("code")), changed)
     return len(changed)
+
+
+def assign_responder_regions(session: Session, responder_ids: list[str] | None = None) -> int:
+    """Give responders (all, or these) who name no region the one their home, else their
+    work address lies in; a region a responder chose is kept. Returns how many were given
+    one."""
+    from alarm_core.models import Responder
+
+    regions = area_map(session)
+    if regions is None:
+        return 0
+    query = sa_select(col(Responder.id), col(Responder.home_lat), col(Responder.home_lon),
+                      col(Responder.work_lat), col(Responder.work_lon)).where(
+        col(Responder.region).is_(None))
+    if responder_ids is not None:
+        query = query.where(col(Responder.id).in_(responder_ids))
+    rows = [(r.id, (r.home_lat, r.home_lon) if r.home_lat is not None
+             else (r.work_lat, r.work_lon)) for r in session.execute(query)]
+    rows = [(rid, place) for rid, place in rows if place[0] is not None]
+    if not rows:
+        return 0
+    codes = regions.codes_at(np.array([p[0] for _r, p in rows]),
+                             np.array([p[1] for _r, p in rows]))
+    found = [{"rid": rid, "code": code} for (rid, _p), code in zip(rows, codes, strict=True)
+             if code is not None]
+    if found:
+        table = Responder.__table__  # type: ignore[attr-defined]
+        session.execute(table.update().where(table.c.id == bindparam("rid"))
+                        .values(region=bindparam("code")), found)
+    return len(found)

@@ -10,7 +10,13 @@ import click
 from sqlmodel import Session
 
 from fleet.cli import Context, pass_context
-from fleet.region_store import assign_aed_regions, region_map, region_rows, save_region
+from fleet.region_store import (
+    assign_aed_regions,
+    assign_responder_regions,
+    region_map,
+    region_rows,
+    save_region,
+)
 from fleet.regions import RegionError, read_region_file
 
 
@@ -32,11 +38,12 @@ def load(ctx: Context, files: tuple[Path, ...]) -> None:
             changed = [spec.code for spec in specs
                        if save_region(session, spec, ctx.settings, now, ctx.actor)]
             moved = assign_aed_regions(session) if changed else 0
+            placed = assign_responder_regions(session) if changed else 0
     except RegionError as exc:
         raise click.ClickException(f"no region loaded: {exc}") from exc
     click.echo(f"{len(specs)} region(s) read, {len(changed)} changed"
-               + (f": {', '.join(changed)}; {moved} AED(s) now in another region"
-                  if changed else ""))
+               + (f": {', '.join(changed)}; {moved} AED(s) now in another region, "
+                  f"{placed} responder(s) given the region they live in" if changed else ""))
 
 
 @regions.command("list")

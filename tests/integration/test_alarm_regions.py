@@ -226,3 +226,22 @@ def test_a_region_may_not_change_the_rules_that_hold_for_every_region(
     with pytest.raises(RegionError, match="the same for every region"), \
             session_scope(engine) as session:
         save_region(session, private, settings, NOW, "test")
+
+
+def test_a_responder_without_a_region_is_given_the_one_they_live_in(
+        engine: Engine, settings: Settings) -> None:
+    from fleet.region_store import assign_responder_regions
+
+    from .alarm_support import responder
+
+    add_responder(engine, "early", near(0, 500, KERKRADE), NOW)  # before any region exists
+    load_regions(engine, settings, limburg())
+    border_street(engine)
+    add_responder(engine, "chosen", near(0, 500, KERKRADE), NOW, region="NL-LI")
+
+    assert responder(engine, "de-1").region == "DE-NW-AC"  # registered after: at once
+    assert responder(engine, "early").region is None
+    with session_scope(engine) as session:
+        assert assign_responder_regions(session) == 1  # as `aedfleet regions load` does
+    assert responder(engine, "early").region == "DE-NW-AC"
+    assert responder(engine, "chosen").region == "NL-LI"  # their own choice is kept
