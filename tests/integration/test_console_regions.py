@@ -130,3 +130,36 @@ def test_an_account_can_be_bound_only_to_a_stored_region(
     moved = change_role(scene.engine, "admin-utr", "admin", scene.now, region="NL-ZST")
     assert moved.region == "NL-ZST"
     change_role(scene.engine, "admin-utr", "admin", scene.now, region="NL-UTR")
+
+
+def test_a_responder_records_training_competences_and_language_on_their_page(
+        app: Flask, regional: tuple[Scene, dict[str, str]]) -> None:
+    from alarm_core.policy import COMPETENCES
+    from web.console.responder import competence_words
+
+    from .alarm_support import responder
+    from .console_support import form_on
+
+    scene, _ = regional
+    client = app.test_client()
+    assert login(client, "r-1").status_code == 303
+    form = form_on(client, "/responder", "/responder/skills")
+    with app.test_request_context():
+        assert set(competence_words()) == set(COMPETENCES)
+
+    saved = client.post("/responder/skills", data={
+        "csrf_token": form.fields["csrf_token"], "training": "medical", "language": "de",
+        "competences": ["paediatric_life_support", "water_rescue"]})
+    after = responder(scene.engine, "r-1")
+    refused = client.post("/responder/skills", data={
+        "csrf_token": form.fields["csrf_token"], "training": "medical", "language": "de",
+        "competences": ["juggling"]}, follow_redirects=True)
+    unchanged = responder(scene.engine, "r-1")
+
+    assert saved.status_code == 303
+    assert (after.training, after.language, after.competences) == (
+        "medical", "de", "paediatric_life_support,water_rescue")
+    assert "unknown competence(s) juggling" in refused.get_data(as_text=True)
+    assert unchanged.competences == "paediatric_life_support,water_rescue"
+    page = client.get("/responder").get_data(as_text=True)
+    assert 'value="water_rescue" checked' in page

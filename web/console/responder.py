@@ -34,13 +34,21 @@ from fleet.accounts import (
 )
 from web.authz import account, own_responder, questionnaire_for, roles_required
 from web.context import engine, now, settings
-from web.i18n import reader
+from web.i18n import LANGUAGE_NAMES, reader
 from web.security import SessionUser
 
 bp = Blueprint("responder", __name__, url_prefix="/responder")
 
 PROFILE_FIELDS = ("name", "email", "phone", "date_of_birth", "certificate_date", "training",
                   "channel", "home_lat", "home_lon", "work_lat", "work_lon")
+
+
+def competence_words() -> dict[str, str]:
+    """The competences a responder may hold (`alarm_core.policy.COMPETENCES`), in the page's
+    language."""
+    return {"paediatric_life_support": _("paediatric life support (infants and children)"),
+            "advanced_life_support": _("advanced life support"),
+            "water_rescue": _("water rescue")}
 
 
 def _form(names: tuple[str, ...]) -> dict[str, Any]:
@@ -94,7 +102,9 @@ def profile() -> str:
                    if responder and responder.certificate_date else None)
     return render_template("responder_profile.html", responder=responder,
                            valid_until=valid_until, questionnaires=questionnaires,
-                           aftercare=aftercare, moment=now())
+                           aftercare=aftercare, moment=now(), competences=competence_words(),
+                           held=set((responder.competences or "").split(",")) if responder
+                           else set(), alert_languages=LANGUAGE_NAMES)
 
 
 def _update(changes: dict[str, Any], done: str) -> Response:
@@ -141,6 +151,19 @@ def availability() -> Response:
         flash(_("Quiet hours are times like 23:00."), "error")
         return redirect(url_for("responder.profile"), code=303)
     return _update(changes, _("Availability saved."))
+
+
+@bp.post("/skills")
+@roles_required(Role.RESPONDER)
+def skills() -> Response:
+    """Training, competences and the language of alerts and messages."""
+    language = request.form.get("language") or None
+    if language is not None and language not in LANGUAGE_NAMES:
+        flash(_("Choose one of the languages offered."), "error")
+        return redirect(url_for("responder.profile"), code=303)
+    return _update({"training": request.form.get("training", ""),
+                    "competences": ",".join(request.form.getlist("competences")),
+                    "language": language}, _("Training and language saved."))
 
 
 @bp.route("/questionnaires/<token>", methods=["GET", "POST"])
