@@ -163,3 +163,19 @@ def test_a_responder_records_training_competences_and_language_on_their_page(
     assert unchanged.competences == "paediatric_life_support,water_rescue"
     page = client.get("/responder").get_data(as_text=True)
     assert 'value="water_rescue" checked' in page
+
+
+def test_the_platform_admin_sees_the_regions_side_by_side_and_can_narrow_to_one(
+        app: Flask) -> None:
+    client = _client(app, "admin")
+    page = client.get("/fleet").get_data(as_text=True)  # type: ignore[attr-defined]
+    zeist = client.get("/fleet?region=NL-ZST").get_data(as_text=True)  # type: ignore[attr-defined]
+
+    assert 'href="/fleet?region=NL-UTR"' in page and 'href="/fleet?region=NL-ZST"' in page
+    assert "a-2" in page and "b-1" in page
+    assert "b-1" in zeist and "a-2" not in zeist
+    assert client.get("/fleet?region=NL-XX").status_code == 404  # type: ignore[attr-defined]
+    regional = _client(app, "admin-utr")
+    assert "NL-ZST" not in regional.get("/fleet").get_data(  # type: ignore[attr-defined]
+        as_text=True)
+    assert regional.get("/fleet?region=NL-ZST").status_code == 404  # type: ignore[attr-defined]

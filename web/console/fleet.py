@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -36,6 +37,7 @@ from fleet.errors import FleetError
 from fleet.health import (
     STATE_WORDS,
     STATES,
+    FleetScope,
     declarations,
     device_events,
     expiry_timeline,
@@ -48,6 +50,7 @@ from fleet.health import (
 from fleet.history import HistoryUnavailable, telemetry_history
 from fleet.models import AedCreate, Manager
 from fleet.readiness import describe_reason
+from fleet.region_store import region_rows
 from fleet.registry import aed_status
 from web.authz import (
     AED_DETAIL_ROLES,
@@ -79,8 +82,18 @@ def overview() -> str:
     page = whole_number("page", 1, 1, 100_000)
     local_today = moment.astimezone(ZoneInfo(reader().timezone)).date()
     listed = who.role in AED_DETAIL_ROLES
+    region = request.args.get("region") or None
     with Session(engine()) as session:
         checked_at, trusted = recorded_states(session, moment, settings())
+        # The platform's administrators see the regions side by side and may narrow to one.
+        regions = region_rows(session) if who.role == Role.ADMIN and who.region is None \
+            else []
+        if region is not None:
+            if region not in {r.code for r in regions}:
+                abort(404)
+            scope = replace(scope, region=region)
+        by_region = [(r, state_counts(session, FleetScope(region=r.code), trusted))
+                     for r in regions]
         counts = state_counts(session, scope, trusted)
         rows = fleet_rows(session, scope, state=state, limit=PAGE_SIZE + 1,
                           offset=(page - 1) * PAGE_SIZE, trusted=trusted) if listed else []
@@ -88,7 +101,8 @@ def overview() -> str:
     return render_template(
         "fleet.html", counts=counts, rows=rows[:PAGE_SIZE], has_next=len(rows) > PAGE_SIZE,
         page=page, state=state, state_words=STATE_WORDS, timeline=timeline,
-        total=sum(counts.values()), listed=listed, trusted=trusted, checked_at=checked_at)
+        total=sum(counts.values()), listed=listed, trusted=trusted, checked_at=checked_at,
+        region=region, by_region=by_region)
 
 
 @bp.get("/aeds/<aed_id>")
