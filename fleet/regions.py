@@ -149,10 +149,23 @@ class RegionMap:
             for i in np.flatnonzero(inside).tolist():
                 if found[i] is None:
                     found[i] = region.code
-        for i, code in enumerate(found):
-            if code is None:
-                nearest = self._nearest(float(lats[i]), float(lons[i]))
-                found[i] = None if nearest is None else nearest.code
+        outside = np.array([i for i, code in enumerate(found) if code is None], dtype=int)
+        if len(outside):
+            lat_out = np.asarray(lats, dtype=float)[outside]
+            points = shapely.points(np.asarray(lons, dtype=float)[outside], lat_out)
+            scale = METRES_PER_DEGREE * np.maximum(0.2, np.cos(np.radians(lat_out)))
+            best = np.full(len(outside), EDGE_TOLERANCE_M)
+            # A cheap test on the prepared area first: exact distances only for the few near it.
+            reach = EDGE_TOLERANCE_M / (METRES_PER_DEGREE * 0.2)
+            for region in self._bounded:
+                near = np.flatnonzero(shapely.dwithin(region.area, points, reach))
+                if not len(near):
+                    continue
+                metres = shapely.distance(region.area, points[near]) * scale[near]
+                closer = metres <= best[near]
+                best[near[closer]] = metres[closer]
+                for j in near[closer].tolist():
+                    found[int(outside[j])] = region.code
         return found
 
     def responder_regions_for(self, incident: Region) -> frozenset[str]:

@@ -21,6 +21,7 @@ from fleet.readiness import ReadinessPolicy
 from fleet.regions import Region, RegionMap, area_from_geojson
 
 METRES_PER_DEGREE = 111_320.0
+NO_NEEDS = CallNeeds()
 OFFICE_HOURS = "Mo-Fr 08:00-18:00"
 
 
@@ -57,7 +58,7 @@ def aed(aid: str, at: tuple[float, float], region_code: str | None,
 
 def plan(regions: RegionMap, victim: tuple[float, float], at: datetime,
          responders: list[ResponderEntry], aeds: list[AedEntry],
-         needs: CallNeeds = CallNeeds()) -> Plan:
+         needs: CallNeeds = NO_NEEDS) -> Plan:
     home = regions.region_at(*victim)
     assert home is not None
     responder_pool = ResponderPool(home.dispatch)
@@ -330,3 +331,17 @@ def test_a_place_just_outside_a_simplified_outline_counts_to_the_nearest_region(
     assert found is not None and found.code == "NL"
     assert regions.region_at(*far_out) is None
     assert regions.codes_at(*zip(inside_tolerance, far_out, strict=True)) == ["NL", None]
+
+
+def test_many_places_at_once_fall_in_the_same_regions_as_one_by_one():
+    import numpy as np
+
+    regions = limburg(True, True)
+    rng = np.random.default_rng(7)
+    # Around both areas and their edges, inside, just outside and far out.
+    lats = rng.uniform(50.55, 51.25, 3000)
+    lons = rng.uniform(5.55, 6.55, 3000)
+    one_by_one = [None if (r := regions.region_at(a, b)) is None else r.code
+                  for a, b in zip(lats.tolist(), lons.tolist(), strict=True)]
+    assert regions.codes_at(lats, lons) == one_by_one
+    assert {None, "NL-LI", "DE-NW-AC"} <= set(one_by_one)
