@@ -108,7 +108,8 @@ def parse_incident(body: Any, known_exclusions: dict[str, str]) -> IncidentReque
         raise Refused("unknown_exclusion", f"unknown exclusion codes {unknown}; known: "
                                            f"{sorted(known_exclusions)}")
     incident_type = body.get("incident_type")
-    if incident_type is not None and incident_type not in INCIDENT_TYPES:
+    if incident_type is not None and (not isinstance(incident_type, str)
+                                      or incident_type not in INCIDENT_TYPES):
         raise Refused("invalid_field", "incident_type must be one of "
                                        f"{', '.join(INCIDENT_TYPES)}")
     return IncidentRequest(reference, lat, lon, address, called_at, source,

@@ -115,6 +115,12 @@ INCIDENT_REFUSALS = [
     ("exclusions not a list", {**GOOD, "exclusions": "trauma"}, "invalid_field"),
     ("exclusions not strings", {**GOOD, "exclusions": [1]}, "invalid_field"),
     ("unknown exclusion", {**GOOD, "exclusions": ["trauma", "alien"]}, "unknown_exclusion"),
+    ("source a list", {**GOOD, "source": ["112"]}, "invalid_field"),
+    ("incident_type unknown", {**GOOD, "incident_type": "heartbreak"}, "invalid_field"),
+    ("incident_type a number", {**GOOD, "incident_type": 3}, "invalid_field"),
+    ("incident_type a list", {**GOOD, "incident_type": ["drowning"]}, "invalid_field"),
+    ("incident_type an object", {**GOOD, "incident_type": {"type": "drowning"}},
+     "invalid_field"),
 ]
 
 
