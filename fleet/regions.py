@@ -219,10 +219,15 @@ def area_from_geojson(document: Any) -> BaseGeometry:
         else:
             area = shape(document)
     except (KeyError, TypeError, ValueError, AttributeError,
-            shapely.errors.GEOSException) as exc:
+            shapely.errors.ShapelyError) as exc:
         raise RegionError(f"the area is not valid GeoJSON: {exc}") from exc
-    if area.geom_type not in ("Polygon", "MultiPolygon") or area.is_empty:
+    if area.geom_type not in ("Polygon", "MultiPolygon"):
         raise RegionError(f"the area must be a polygon, not {area.geom_type}")
+    if area.is_empty:
+        raise RegionError("the area is empty")
+    west, south, east, north = area.bounds
+    if not (-180 <= west <= east <= 180 and -90 <= south <= north <= 90):
+        raise RegionError("the area's coordinates must be longitude, latitude (WGS84)")
     if not area.is_valid:
         repaired = shapely.make_valid(area)
         parts = getattr(repaired, "geoms", [repaired])
@@ -274,7 +279,7 @@ def parse_spec(document: Mapping[str, Any], area: Any) -> RegionSpec:
     timezone = document.get("timezone")
     try:
         ZoneInfo(str(timezone))
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:  # OSError: a folder, "Europe"
         raise RegionError(f"{code}: unknown time zone {timezone!r}") from exc
     country = document.get("country", code[:2])
     if not isinstance(country, str) or not re.fullmatch(r"[A-Z]{2}", country):

@@ -43,6 +43,11 @@ def test_a_good_region_keeps_its_overrides_apart_from_the_settings() -> None:
     ({}, {"type": "Polygon", "coordinates": "nowhere"}, "not valid GeoJSON"),
     ({}, {"type": "FeatureCollection", "features": []}, "no features"),
     ({}, [1, 2], "GeoJSON object"),
+    ({"timezone": "Europe"}, SQUARE, "unknown time zone"),  # a folder of the zone database
+    ({}, {"type": "Circle", "coordinates": [5, 52]}, "not valid GeoJSON"),
+    ({}, {"type": "Polygon", "coordinates": []}, "empty"),
+    ({}, {"type": "Polygon", "coordinates": [[[500, 52], [501, 52], [501, 53], [500, 52]]]},
+     "longitude, latitude"),
 ])
 def test_a_bad_region_file_is_refused_with_its_reason(change: dict[str, Any], area: Any,
                                                      words: str) -> None:
