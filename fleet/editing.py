@@ -54,9 +54,12 @@ def cabinet_holder(engine: Engine, device_id: str) -> tuple[bool, str | None]:
 
 
 def save_aed(engine: Engine, record: AedCreate, settings: Settings, now: datetime, by: str,
-             *, new: bool = False, version: str | None = None, version_key: str = "") -> None:
+             *, new: bool = False, version: str | None = None, version_key: str = "",
+             region: str | None = None) -> None:
     """Create (`new`: only if the id is free) or update one AED with every field of `record`:
     an empty cabinet field unlinks the cabinet; the municipality follows the position.
+
+    `region`: the one region the editor works in; refused when the AED would stand elsewhere.
 
     `version` (from `aed_version` with the same `version_key` when the form was opened):
     refused when the AED has been changed since, so that two people editing one AED never
@@ -82,6 +85,9 @@ def save_aed(engine: Engine, record: AedCreate, settings: Settings, now: datetim
                                 .values(aed_id=None))
             aed = session.get(Aed, record.id)
             assert aed is not None
+            session.refresh(aed, ["region"])  # set by the store, past the session's copy
+            if region is not None and aed.region != region:
+                raise AedNotSaved(f"this place lies outside your region {region}", "lat")
             if before is not None and (old["lat"], old["lon"]) != (aed.lat, aed.lon):
                 _leave_municipality_if_outside(session, aed)
             session.flush()

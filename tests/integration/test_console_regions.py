@@ -179,3 +179,28 @@ def test_the_platform_admin_sees_the_regions_side_by_side_and_can_narrow_to_one(
     assert "NL-ZST" not in regional.get("/fleet").get_data(  # type: ignore[attr-defined]
         as_text=True)
     assert regional.get("/fleet?region=NL-ZST").status_code == 404  # type: ignore[attr-defined]
+
+
+def test_a_regional_admin_cannot_place_an_aed_in_another_region(
+        regional: tuple[Scene, dict[str, str]]) -> None:
+    scene, _ = regional
+    client = _client(make_app(scene, csrf=False), "admin-utr")
+    utrecht = {"name": "Bibliotheek", "lat": "52.0950", "lon": "5.1200", "access": "public",
+               "opening_hours": "24/7"}
+    zeist = {"lat": str(ZEIST_PLACE[0]), "lon": str(ZEIST_PLACE[1])}
+
+    registered_there = client.post(  # type: ignore[attr-defined]
+        "/fleet/aeds/new", data={**utrecht, **zeist, "id": "utr-in-zeist"})
+    registered_here = client.post(  # type: ignore[attr-defined]
+        "/fleet/aeds/new", data={**utrecht, "id": "utr-own"})
+    moved_there = client.post(  # type: ignore[attr-defined]
+        "/fleet/aeds/utr-own/edit", data={**utrecht, **zeist})
+
+    assert registered_there.status_code == 422
+    assert "outside your region NL-UTR" in registered_there.get_data(as_text=True)
+    assert registered_here.status_code == 303
+    assert moved_there.status_code == 422
+    with Session(scene.engine) as session:
+        assert session.get(Aed, "utr-in-zeist") is None
+        kept = session.get(Aed, "utr-own")
+        assert kept is not None and kept.region == "NL-UTR" and kept.lat == 52.0950

@@ -226,10 +226,11 @@ def _edit(aed_id: str | None) -> Any:
             try:
                 save_aed(engine(), record, settings(), now(), who.username, new=aed_id is None,
                          version=values.get("version") if aed_id is not None else None,
-                         version_key=str(current_app.secret_key))
+                         version_key=str(current_app.secret_key), region=who.region)
             except AedNotSaved as exc:
-                # A cabinet's reason names the AED holding it: only an admin sees it.
-                errors[exc.field] = (str(exc) if who.role == Role.ADMIN or exc.field != "device_id"
+                # A cabinet's reason names the AED holding it: only a platform admin sees it.
+                errors[exc.field] = (str(exc) if exc.field != "device_id"
+                                     or (who.role == Role.ADMIN and who.region is None)
                                      else _("this cabinet is already linked to another AED"))
             else:
                 flash(_("AED %(id)s saved.", id=record.id), "success")
