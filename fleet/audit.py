@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col
 
-from fleet.models import AuditEntry
+from fleet.models import Aed, AuditEntry
 
 SYSTEM = "system"
 """The actor of a change no person made: a job, an import by the demo, a test's setup."""
@@ -89,10 +89,19 @@ class AuditView:
                 "changes": self.changes}
 
 
+AED_ACTIONS = (AuditAction.AED_CREATED, AuditAction.AED_EDITED,
+               AuditAction.AED_READINESS_DECLARED)
+
+
 def entries(session: Session, *, object_id: str | None = None, actor: str | None = None,
-            limit: int = 50, offset: int = 0) -> list[AuditView]:
-    """The newest entries first, optionally of one object or one actor."""
+            region: str | None = None, limit: int = 50, offset: int = 0) -> list[AuditView]:
+    """The newest entries first, optionally of one object or one actor; with `region`, only
+    those about the AEDs standing in that region (not accounts, imports or regions)."""
     query = sa_select(AuditEntry).order_by(col(AuditEntry.id).desc())
+    if region is not None:
+        query = query.join(Aed, col(Aed.id) == col(AuditEntry.object_id)).where(
+            col(Aed.region) == region,
+            col(AuditEntry.action).in_([a.value for a in AED_ACTIONS]))
     if object_id:
         query = query.where(col(AuditEntry.object_id) == object_id)
     if actor:

@@ -16,6 +16,7 @@ from flask import Flask
 from sqlmodel import Session
 
 from alarm_core.service import AlarmCore
+from fleet import audit
 from fleet.accounts import AccountError, change_role, create_account
 from fleet.db import session_scope
 from fleet.models import Aed
@@ -204,3 +205,21 @@ def test_a_regional_admin_cannot_place_an_aed_in_another_region(
         assert session.get(Aed, "utr-in-zeist") is None
         kept = session.get(Aed, "utr-own")
         assert kept is not None and kept.region == "NL-UTR" and kept.lat == 52.0950
+
+
+def test_a_regional_admin_reads_the_audit_log_of_their_regions_aeds_only(
+        app: Flask, regional: tuple[Scene, dict[str, str]]) -> None:
+    scene, _ = regional
+    with session_scope(scene.engine) as session:
+        for aed_id in ("a-2", "b-1"):
+            audit.record(session, scene.now, "beheer", audit.AuditAction.AED_EDITED, aed_id,
+                         {"name": [f"old {aed_id}", f"new {aed_id}"]})
+
+    regional_page = _client(app, "admin-utr").get(  # type: ignore[attr-defined]
+        "/audit").get_data(as_text=True)
+    platform_page = _client(app, "admin").get(  # type: ignore[attr-defined]
+        "/audit").get_data(as_text=True)
+
+    assert "new a-2" in regional_page
+    assert "new b-1" not in regional_page and "meldkamer-zst" not in regional_page
+    assert "new b-1" in platform_page and "meldkamer-zst" in platform_page
