@@ -193,7 +193,7 @@ class _Reader:
         token = self.tokens[self.at] if self.at < len(self.tokens) else _Token("end", "")
         if token.kind not in kinds:
             where = f"at {token.text!r}" if token.text else "at the end"
-            raise _Unreadable(f"expected {' or '.join(_WHAT[kind] for kind in kinds)} {where}")
+            raise _Unreadable(f"expected {' or '.join(_WHAT.get(k, k) for k in kinds)} {where}")
         self.at += 1
         return token
 
