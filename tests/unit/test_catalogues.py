@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from string import Formatter
+
 import pytest
 from babel.messages.pofile import read_po
 
@@ -31,6 +33,22 @@ def test_translations_keep_the_placeholders_of_their_source(language: str) -> No
         catalogue = read_po(found, locale=language)
     assert [(message.id, error) for message in catalogue if message.id
             for error in message.check(catalogue)] == []
+
+
+def _fields(text: str) -> list[str]:
+    return sorted(name for _, name, _, _ in Formatter().parse(text) if name is not None)
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_translations_keep_the_brace_placeholders_of_their_source(language: str) -> None:
+    """`{incident}`-style texts (`str.format`, the SMS texts): babel checks only `%` formats."""
+    with catalogues.po_path(language).open("rb") as found:
+        catalogue = read_po(found, locale=language)
+    braced = [message for message in catalogue
+              if message.id and "python-brace-format" in message.flags]
+    assert braced, "the SMS texts are extracted as python-brace-format"
+    assert [(message.id, message.string) for message in braced
+            if message.string and _fields(message.id) != _fields(message.string)] == []
 
 
 def test_coverage_counts_strings_translated_and_fuzzy_per_language() -> None:
