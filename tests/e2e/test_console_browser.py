@@ -1,15 +1,16 @@
 """The console as people use it: Debian's Chromium, headless, driven by Playwright.
 
 One seeded database and one console (waitress in a thread) serve the whole module: the
-registry of Utrecht with recorded readiness, the municipality boundaries, an incident with
-alerted responders and a dispatched AED, and an account of each role. Each test opens a fresh
-browser context (no cookies), fails on any script error or console error it did not expect,
-and saves screenshots of the pages it saw under `AEDFLEET_ARTIFACTS` (default
-`tests/artifacts/screenshots`).
+registry of Utrecht with recorded readiness, the municipality boundaries, two regions (Utrecht,
+and Köln with two AEDs of its own), an incident with alerted responders and a dispatched AED,
+and an account of each role. Each test opens a fresh browser context (no cookies), fails on
+any script error or console error it did not expect, and saves screenshots of the pages it saw
+under `AEDFLEET_ARTIFACTS` (default `tests/artifacts/screenshots`).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -31,6 +32,7 @@ from integration.alarm_support import (
     VICTIM,
     add_monitored_aed,
     add_responders,
+    add_unmonitored_aed,
     build_street,
     near,
 )
@@ -38,6 +40,7 @@ from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, expec
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from alarm_core.models import Responder
 from alarm_core.registry import register_responder
 from alarm_core.service import AlarmCore
 from alarm_core.wire import parse_incident
@@ -49,6 +52,8 @@ from fleet.editing import refresh_readiness
 from fleet.ingest.readiness import mark_sweep
 from fleet.models import Aed, Manager, Municipality
 from fleet.municipalities import read_boundaries
+from fleet.region_store import assign_aed_regions, assign_responder_regions, save_region
+from fleet.regions import RegionSpec, read_region_file
 from fleet.registry import import_registry, load_municipalities, record_declaration
 from fleet.registry_file import read_registry_file
 from fleet.settings import load_settings
@@ -79,17 +84,20 @@ class Console:
     unevaluated: tuple[str, str]
     """two AEDs of that manager whose readiness was never recorded (no readiness changes)"""
     incident_id: str
+    database: str
+    """the seeded database's URL, to check what the console stored"""
 
 
 USERS = {"admin": "ada", "manager": "mark", "municipality": "mia", "dispatcher": "dirk",
          "responder": "rosa"}
 START_PAGES = {"admin": "/fleet", "manager": "/fleet", "municipality": "/coverage",
                "dispatcher": "/incidents", "responder": "/responder"}
-NAV = {"admin": ["Fleet health", "AED map", "Coverage", "Incidents", "Audit log", "API"],
+NAV = {"admin": ["Fleet health", "AED map", "Coverage", "Incidents", "Region news", "Audit log",
+                 "API"],
        "manager": ["Fleet health", "AED map", "API"],
        "municipality": ["Fleet health", "AED map", "Coverage", "API"],
        "dispatcher": ["Incidents", "API"],
-       "responder": ["My profile", "API"]}
+       "responder": ["My profile", "Inbox", "API"]}
 STATE_WORDS = ("Not ready", "Unverified", "Not evaluated yet", "Ready")
 # Monitored, ready AEDs with two responders each, beyond the incident's search radii, so that
 # the coverage map has covered areas and AEDs the zone leans on.
@@ -97,6 +105,16 @@ COVERING_AEDS = {"NL-UT-C1": near(-2500), "NL-UT-C2": near(0, 3000), "NL-UT-C3":
 COVERING_RESPONDERS = {f"r-{aed_id[-2:].lower()}-{n}": near(*offset, origin=place)
                        for aed_id, place in COVERING_AEDS.items()
                        for n, offset in enumerate(((60, 0), (-40, 80)))}
+# Two regions side by side: Utrecht (a box around the registry's AEDs, the settings' dispatch
+# rules) and Köln from its shipped region file, with one ready and one unverified AED there.
+UTRECHT = RegionSpec(
+    code="NL-UT", name="Utrecht", timezone="Europe/Amsterdam", country="NL",
+    languages=("nl", "en"), dispatch={}, readiness={}, area_geojson=json.dumps(
+        {"type": "Polygon", "coordinates": [[[4.9, 51.95], [5.35, 51.95], [5.35, 52.2],
+                                             [4.9, 52.2], [4.9, 51.95]]]}))
+KOELN_FILE = Path(__file__).parents[2] / "config" / "regions" / "de-nw-koeln.toml"
+KOELN_AEDS = {"DE-K-DOM": ((50.9413, 6.9583), "Domkloster 4, 50667 Köln"),
+              "DE-K-HEUMARKT": ((50.9359, 6.9601), "Heumarkt 1, 50667 Köln")}
 
 
 # -- the seeded console ---------------------------------------------------------------------------
@@ -104,8 +122,9 @@ COVERING_RESPONDERS = {f"r-{aed_id[-2:].lower()}-{n}": near(*offset, origin=plac
 def _seed(url: str, now: datetime) -> dict[str, Any]:
     """Boundaries; the bundled Utrecht registry, every other managed AED declared ready; the
     alarm tests' street around Domplein (a monitored AED, six responders) and three more
-    monitored AEDs; readiness recorded for all but two AEDs of the chosen manager; one account
-    per role; and an incident at Domplein. Returns the `Console` fields it decided."""
+    monitored AEDs; two AEDs in Köln and the regions Utrecht and Köln; readiness recorded for
+    all but two AEDs of the chosen manager; one account per role; and an incident at Domplein.
+    Returns the `Console` fields it decided."""
     engine = make_engine(url)
     migrate.upgrade(engine)
     settings = load_settings(database_url=url)
@@ -120,6 +139,14 @@ def _seed(url: str, now: datetime) -> dict[str, Any]:
     for aed_id, place in COVERING_AEDS.items():
         add_monitored_aed(engine, aed_id, place, now, municipality_id=utrecht)
     add_responders(engine, COVERING_RESPONDERS, now)
+    (dom, dom_address), (heumarkt, heumarkt_address) = KOELN_AEDS.values()
+    add_monitored_aed(engine, "DE-K-DOM", dom, now, address=dom_address)
+    add_unmonitored_aed(engine, "DE-K-HEUMARKT", heumarkt, now, address=heumarkt_address)
+    with session_scope(engine) as session:
+        for spec in (UTRECHT, read_region_file(KOELN_FILE)):
+            save_region(session, spec, settings, now, "seed")
+        assign_aed_regions(session)
+        assign_responder_regions(session)
     with Session(engine) as session:
         managed = sorted(session.exec(select(Aed.id).where(col(Aed.manager_id).is_not(None))))
         # The manager with the most AEDs, so that the fleet page has rows in several states.
@@ -157,7 +184,8 @@ def _seed(url: str, now: datetime) -> dict[str, Any]:
     result = core.intake("112-utrecht", parse_incident(body, core.policy.exclusions()), now)
     assert result.plan is not None and len(result.plan.responders) == len(STREET)
     engine.dispose()
-    return {"manager": manager, "unevaluated": unevaluated, "incident_id": result.incident.id}
+    return {"manager": manager, "unevaluated": unevaluated, "incident_id": result.incident.id,
+            "database": url}
 
 
 @pytest.fixture(scope="module")
@@ -379,6 +407,53 @@ def test_the_admin_finds_who_created_an_account_in_the_audit_log(tab: Tab) -> No
     tab.assert_no_errors()
 
 
+def test_the_platform_admin_sees_the_regions_side_by_side_and_narrows_the_fleet_to_one(
+        tab: Tab) -> None:
+    tab.log_in("admin")
+    page = tab.page
+    counts = page.get_by_role("list", name="AEDs by readiness").locator(".count")
+    total = sum(int(n) for n in counts.all_inner_texts())
+    expect(page.locator(".lead")).to_contain_text(f"{total:,} AEDs.")
+    expect(page.locator("h2#regions")).to_have_text("Regions")
+    regions = page.locator("table[aria-describedby=regions]")
+    expect(regions.locator("thead th")).to_have_text(
+        ["Region", "Time zone", "Languages", *[re.compile(w) for w in STATE_WORDS]])
+    rows = regions.locator("tbody tr")
+    expect(rows).to_have_count(2)
+    expect(rows.locator("th")).to_have_text(["Köln DE-NW-KOELN", "Utrecht NL-UT"])
+    expect(rows.nth(0).locator("td")).to_have_text(["Europe/Berlin", "de, en", "0", "1", "0",
+                                                    "1"])
+    expect(rows.nth(1).locator("td").first).to_have_text("Europe/Amsterdam")
+    expect(rows.nth(1).locator("td").nth(1)).to_have_text("nl, en")
+    by_region = [sum(int(n.replace(",", "")) for n in row.locator("td.count").all_inner_texts())
+                 for row in rows.all()]
+    assert by_region[0] == len(KOELN_AEDS) and sum(by_region) == total, (by_region, total)
+    expect(page.get_by_role("link", name="All regions")).to_have_count(0)
+    tab.shot("regions")
+
+    regions.get_by_role("link", name="Köln").click()
+    expect(page).to_have_url(f"{tab.console.url}/fleet?region=DE-NW-KOELN")
+    expect(rows.nth(0)).to_have_attribute("aria-current", "true")
+    expect(rows.nth(1)).not_to_have_attribute("aria-current", "true")
+    expect(page.locator(".lead")).to_contain_text(f"{len(KOELN_AEDS)} AEDs.")
+    expect(counts).to_have_text(["0", "1", "0", "1"])
+    listed = page.locator("table.fleet tbody tr")
+    expect(listed).to_have_count(len(KOELN_AEDS))
+    expect(listed.locator("td:first-child a")).to_have_text(["DE-K-HEUMARKT", "DE-K-DOM"])
+    expect(listed.first.locator(".badge")).to_have_text(re.compile("Unverified"))
+    tab.shot("region-koeln")
+
+    # A state narrows within the region, and "All regions" leads back to the whole fleet.
+    page.get_by_role("list", name="AEDs by readiness").get_by_role(
+        "link", name=re.compile("^Ready")).click()
+    expect(page).to_have_url(f"{tab.console.url}/fleet?state=ready&region=DE-NW-KOELN")
+    expect(listed.locator("td:first-child a")).to_have_text(["DE-K-DOM"])
+    page.get_by_role("link", name="All regions").click()
+    expect(page).to_have_url(f"{tab.console.url}/fleet")
+    expect(rows.nth(0)).not_to_have_attribute("aria-current", "true")
+    expect(page.locator(".lead")).to_contain_text(f"{total:,} AEDs.")
+
+
 def test_a_manager_who_enters_invalid_opening_hours_sees_the_error_beside_the_field(
         tab: Tab) -> None:
     tab.log_in("manager")
@@ -590,6 +665,47 @@ def test_a_citizen_registers_as_responder_lands_on_the_profile_and_renews_the_ce
     expect(issued).to_have_attribute("datetime", renewed.isoformat())
     expect(certificate).to_contain_text(", valid until")
     tab.shot("certificate-renewed")
+
+
+def test_a_responder_ticks_a_competence_chooses_the_language_of_alerts_and_both_are_kept(
+        tab: Tab) -> None:
+    tab.log_in("responder")
+    page = tab.page
+    skills = page.get_by_role("region", name="Training, competences and language")
+    paediatric = skills.get_by_label("paediatric life support (infants and children)")
+    language = skills.get_by_label("Language of alerts and messages")
+    expect(paediatric).not_to_be_checked()
+    expect(language).to_have_value("")  # the region's language
+    expect(language.locator("option:checked")).to_have_text("my region's language")
+    expect(skills.get_by_label("Training")).to_have_value("non_medical")
+
+    paediatric.check()
+    language.select_option(label="Deutsch")
+    tab.shot("skills-chosen")
+    skills.get_by_role("button", name="Save training and language").click()
+    expect(page).to_have_url(f"{tab.console.url}/responder")
+    expect(page.locator(".flash-success")).to_have_text("Training and language saved.")
+    # The alerts' language is the responder's; the console keeps the account's (English here).
+    expect(page.get_by_role("heading", level=1)).to_have_text("My responder profile")
+
+    page.reload()
+    expect(page.locator(".flash-success")).to_have_count(0)
+    expect(paediatric).to_be_checked()
+    expect(skills.get_by_label("advanced life support")).not_to_be_checked()
+    expect(skills.get_by_label("water rescue")).not_to_be_checked()
+    expect(language).to_have_value("de")
+    expect(language.locator("option:checked")).to_have_text("Deutsch")
+    expect(skills.get_by_label("Training")).to_have_value("non_medical")
+    tab.shot("skills-kept")
+    engine = make_engine(tab.console.database)
+    try:
+        with Session(engine) as session:
+            rosa = session.get(Responder, "r-rosa")
+            assert rosa is not None
+            assert (rosa.competences, rosa.language, rosa.region) == (
+                "paediatric_life_support", "de", "NL-UT")
+    finally:
+        engine.dispose()
 
 
 # -- keyboard -------------------------------------------------------------------------------------
