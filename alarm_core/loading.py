@@ -20,22 +20,25 @@ from alarm_core.responders import ResponderFacts, Whereabouts, position_at
 from fleet.access import accessible_at
 from fleet.models import Aed, AedReadiness, ReadinessDeclaration, TelemetryState
 from fleet.region_store import region_map
-from fleet.regions import RegionMap
+from fleet.regions import Region, RegionMap
 from fleet.registry import readiness_of
 from fleet.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=64)
 def _at_work(work_hours: str, tz_name: str, country: str | None, minute: datetime) -> bool:
     return accessible_at("public", work_hours, minute, tz_name, country).accessible
 
 
-def at_work(settings: Settings, now: datetime) -> bool:
-    """Whether `now` is inside the work hours (responders with a work address are there)."""
+def at_work(settings: Settings, now: datetime, region: Region | None = None) -> bool:
+    """Whether `now` is inside the work hours (responders with a work address are there), on
+    the clock and calendar of `region` (None: the settings')."""
     minute = now.replace(second=0, microsecond=0)
-    return _at_work(settings.dispatch.work_hours, settings.timezone, settings.country, minute)
+    zone, country = (settings.timezone, settings.country) if region is None else \
+        (region.timezone, region.country)
+    return _at_work(settings.dispatch.work_hours, zone, country, minute)
 
 
 RESPONDER_COLUMNS = [col(Responder.id), col(Responder.date_of_birth),
@@ -116,11 +119,12 @@ def responder_entries(session: Session, settings: Settings, now: datetime,
         query = query.where(or_(col(Responder.updated_at) >= since,
                                 col(Responder.work_lat).is_not(None),
                                 col(Responder.last_location_at).is_not(None)))
-    work = at_work(settings, now)
     rows = list(session.execute(query))
-    regions = home_regions(rows, region_map(session, settings))
-    return [responder_entry(row, now, work, settings.dispatch, region)
-            for row, region in zip(rows, regions, strict=True)]
+    regions = region_map(session, settings)
+    homes = home_regions(rows, regions)
+    work = {code: at_work(settings, now, regions.get(code)) for code in set(homes)}
+    return [responder_entry(row, now, work[home], settings.dispatch, home)
+            for row, home in zip(rows, homes, strict=True)]
 
 
 def aed_entry(aed: Aed, readiness: str, region: str | None = None) -> AedEntry:

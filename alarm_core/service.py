@@ -438,7 +438,6 @@ class AlarmCore:
         rows = {row.id: row for row in session.execute(
             sa_select(*loading.RESPONDER_COLUMNS).where(col(Responder.id).in_(ids)))}
         local = now.astimezone(ZoneInfo(region.timezone))
-        work = loading.at_work(self.settings, now)
         present = list(rows.values())
         homes = dict(zip([row.id for row in present],
                          loading.home_regions(present, self.regions), strict=True))
@@ -454,8 +453,10 @@ class AlarmCore:
                     or not needs.met_by(row.training == "medical",
                                         loading.competences_of(row.competences)) \
                     or (allowed is not None and homes[responder_id] not in allowed):
+                home = homes[responder_id]
+                work = loading.at_work(self.settings, now, self.regions.get(home))
                 self.responders.upsert(loading.responder_entry(row, now, work, self.policy,
-                                                               homes[responder_id]))
+                                                               home))
                 refuted.add(responder_id)
         return refuted
 

@@ -245,3 +245,24 @@ def test_a_responder_without_a_region_is_given_the_one_they_live_in(
         assert assign_responder_regions(session) == 1  # as `aedfleet regions load` does
     assert responder(engine, "early").region == "DE-NW-AC"
     assert responder(engine, "chosen").region == "NL-LI"  # their own choice is kept
+
+
+# Galway (Europe/Dublin) is an hour behind the settings' Europe/Amsterdam.
+GALWAY = (53.2740, -9.0490)
+
+
+def test_a_responder_is_at_work_by_the_clock_of_their_own_region(
+        engine: Engine, settings: Settings) -> None:
+    load_regions(engine, settings, [spec("IE-GALWAY", box(-9.3, 53.1, -8.8, 53.45),
+                                         "Europe/Dublin", ("en",))])
+    office = near(0, 0, GALWAY)
+    add_responder(engine, "ie-1", near(3_000, 0, GALWAY), NOW,
+                  work_lat=office[0], work_lon=office[1])
+    half_past_four = NOW.replace(hour=16, minute=30)  # in Galway; 17:30 in Amsterdam
+    core = core_for(engine, settings)
+    core.load(half_past_four)
+
+    result = core.intake("112-galway", call("galway-1", office), half_past_four)
+
+    assert result.plan is not None
+    assert set(alerts(engine, result.incident.id)) == {"ie-1"}
