@@ -144,9 +144,22 @@ def register_with_account(engine: Any, raw: dict[str, Any], username: str, passw
             raise RegistrationError([str(exc)]) from exc
 
 
+PLACES = ("home_lat", "home_lon", "work_lat", "work_lon")
+
+
+def _moved(stored: Any, values: dict[str, Any]) -> bool:
+    """Whether a registration that names no region gives a home or work address other than
+    the stored one: the region found from the old address no longer holds (a region the
+    responder names is kept)."""
+    return "region" not in values and any(
+        name in values and values[name] != getattr(stored, name) for name in PLACES)
+
+
 def _upsert(session: Session, record: ResponderCreate, now: datetime) -> Responder:
     values = record.model_dump(exclude_unset=True)
     responder = session.get(Responder, record.id)
+    if responder is not None and _moved(responder, values):
+        values["region"] = None  # found again from the new address
     if responder is None:
         responder = Responder(**values, created_at=now, updated_at=now)
     else:
@@ -212,8 +225,10 @@ def import_responders(engine: Any, path: Path, now: datetime, policy: DispatchPo
             seen.add(record.id)
             records.append(record)
         with session_scope(engine) as session:
-            known = set(session.execute(sa_select(col(Responder.id)).where(
-                col(Responder.id).in_([r.id for r in records]))).scalars())
+            places = {row.id: row for row in session.execute(sa_select(
+                col(Responder.id), *(col(getattr(Responder, name)) for name in PLACES)).where(
+                col(Responder.id).in_([r.id for r in records])))}
+            known = set(places)
             stamp = utcnow()  # per chunk: a running alarm core's refresh sees each one
             new = [{**r.model_dump(), "created_at": now, "updated_at": stamp,
                     "active": True, "ignored_in_row": 0}
@@ -223,9 +238,11 @@ def import_responders(engine: Any, path: Path, now: datetime, policy: DispatchPo
             # A re-import changes what the file says; an absent or empty cell keeps the stored
             # value (a file without quiet hours must not wipe everyone's quiet hours).
             for record in (r for r in records if r.id in known):
+                values = record.model_dump(exclude_unset=True)
+                if _moved(places[record.id], values):
+                    values["region"] = None  # found again from the new address below
                 session.execute(update(Responder).where(col(Responder.id) == record.id)
-                                .values(**record.model_dump(exclude_unset=True),
-                                        updated_at=stamp))
+                                .values(**values, updated_at=stamp))
             assign_responder_regions(session, [r.id for r in records])
         report.created += len(new)
         report.updated += len(records) - len(new)

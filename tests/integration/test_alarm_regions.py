@@ -266,3 +266,25 @@ def test_a_responder_is_at_work_by_the_clock_of_their_own_region(
 
     assert result.plan is not None
     assert set(alerts(engine, result.incident.id)) == {"ie-1"}
+
+
+def test_a_responder_who_moves_across_the_border_gets_the_region_of_the_new_home(
+        engine: Engine, settings: Settings, tmp_path: Any) -> None:
+    from alarm_core.policy import DispatchPolicy
+    from alarm_core.registry import import_responders
+
+    from .alarm_support import responder
+
+    load_regions(engine, settings, limburg())
+    border_street(engine)  # de-1 lives east of the border: DE-NW-AC
+    add_responder(engine, "de-1", near(150, -300, KERKRADE), NOW)  # moves west, names none
+    csv = tmp_path / "moved.csv"
+    csv.write_text("id,name,date_of_birth,home_lat,home_lon\n"
+                   f"de-2,Responder de-2,1985-04-12,{KERKRADE[0]},{KERKRADE[1] - 0.01}\n"
+                   f"nl-1,Responder nl-1,1985-04-12,{KERKRADE[0]},{KERKRADE[1] - 0.005}\n",
+                   encoding="utf-8")
+    import_responders(engine, csv, NOW, DispatchPolicy())
+
+    assert responder(engine, "de-1").region == "NL-LI"
+    assert responder(engine, "de-2").region == "NL-LI"  # re-import with a new home
+    assert responder(engine, "nl-1").region == "NL-LI"
