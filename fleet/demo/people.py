@@ -98,11 +98,11 @@ def ensure_logins(engine: Engine, now: datetime, manager: str | None,
     logins = []
     for role, link, scope in wanted:
         username, password = f"{region.login_prefix}{role}", secrets.token_urlsafe(9)
+        works_in = region.code if region_loaded and role != "admin" else None
         if username_taken(engine, username):
             set_password(engine, username, password)  # made by an earlier run
         else:
-            create_account(engine, username, password, role, now, **link)
-        works_in = region.code if region_loaded and role != "admin" else None
+            create_account(engine, username, password, role, now, region=works_in, **link)
         _place_account(engine, username, works_in, None if role == "admin" else region.language)
         logins.append(DemoLogin(username, password, role, scope, works_in))
     return logins
@@ -110,7 +110,8 @@ def ensure_logins(engine: Engine, now: datetime, manager: str | None,
 
 def _place_account(engine: Engine, username: str, region: str | None,
                    locale: str | None) -> None:
-    """The region an account works in and its language."""
+    """The region an account works in (again, for accounts of an earlier run) and its
+    language."""
     with Session(engine) as session, session.begin():
         user = session.exec(select(ConsoleUser).where(ConsoleUser.username == username)).one()
         user.region, user.locale = region, locale
