@@ -82,6 +82,8 @@ class Delivery:
     urgent: bool = True
     language: str | None = None
     """An SMS's language: the responder's, else their region's."""
+    zone: str | None = None
+    """The time zone an SMS writes times in: the responder's region's."""
 
 
 class AlarmRunner:
@@ -260,6 +262,7 @@ class AlarmRunner:
                 .where(col(OutboxMessage.sent_at).is_(None))).scalar_one())
             phones: dict[str, str | None] = {}
             languages: dict[str, str | None] = {}
+            zones: dict[str, str | None] = {}
             sms_ids = {m.topic.split("/")[1] for m in rows if m.channel == "sms"}
             if sms_ids:
                 for rid, phone, language, region in session.execute(
@@ -269,9 +272,11 @@ class AlarmRunner:
                     home = self.core.regions.get(region)
                     phones[rid] = phone
                     languages[rid] = language or (home.language if home else None)
+                    zones[rid] = home.timezone if home else self.settings.timezone
             return [Delivery(m.id or 0, m.channel, m.topic, m.payload,
                              phones.get(m.topic.split("/")[1]), m.attempts, m.urgent,
-                             languages.get(m.topic.split("/")[1]))
+                             languages.get(m.topic.split("/")[1]),
+                             zones.get(m.topic.split("/")[1]))
                     for m in rows]
 
     async def _deliver(self, client: aiomqtt.Client, batch: list[Delivery]) -> None:
@@ -328,7 +333,7 @@ class AlarmRunner:
             raise SmsError("no SMS gateway configured" if self.sms is None
                            else "responder has no phone number")
         self.sms.send(delivery.phone, sms_text(json.loads(delivery.payload),
-                                               delivery.language))
+                                               delivery.language, delivery.zone))
 
     def _mark(self, sent: list[int], failed: list[tuple[Delivery, str]]) -> None:
         now = self.clock()

@@ -10,13 +10,13 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from alarm_core.errors import Refused
 from alarm_core.policy import INCIDENT_TYPES
 from device_agents.payloads import load_json
-from fleet.i18n import translator
+from fleet.i18n import format_date, format_datetime, translator
 
 SOURCES = ("112", "wearable")
 ANSWERS = ("accept", "decline")
@@ -205,19 +205,32 @@ def cancel_payload(incident_id: str, reason: str) -> dict[str, Any]:
     return {"v": 1, "incident_id": incident_id, "reason": reason}
 
 
-def sms_text(payload: dict[str, Any], language: str | None = None) -> str:
-    """The SMS wording of a responder message in `language` (no access codes: SMS is not
-    private)."""
+def sms_text(payload: dict[str, Any], language: str | None = None,
+             zone: str | None = None) -> str:
+    """The SMS wording of a responder message in `language`, times in `zone` (no access codes:
+    SMS is not private)."""
     _ = translator(language).gettext
     if "url" in payload:
+        until = format_datetime(parse_time(payload["expires_at"], "expires_at"), language,
+                                zone or "UTC", "short")
         return _("aedfleet: thank you for responding to alarm {incident}. How did it go? "
                  "{url} (open until {until})").format(
-            incident=payload["incident_id"], url=payload["url"], until=payload["expires_at"])
+            incident=payload["incident_id"], url=payload["url"], until=until)
+    if payload.get("kind") in ("certificate_expiring", "certificate_expired"):
+        until = format_date(date.fromisoformat(payload["valid_until"]), language)
+        if payload["kind"] == "certificate_expired":
+            return _("aedfleet: your CPR/AED certificate was valid until {date}. You are not "
+                     "alerted until you renew it.").format(date=until)
+        return _("aedfleet: your CPR/AED certificate is valid until {date}. Renew it in time "
+                 "to keep receiving alarms.").format(date=until)
     if "kind" in payload:
         return f"aedfleet: {payload['message']}"
     if "reason" in payload:
+        words = {"enough_responders": _("enough responders are on their way"),
+                 "incident_closed": _("the call has ended")}
         return _("aedfleet: alarm {incident} cancelled ({reason}). Thank you.").format(
-            incident=payload["incident_id"], reason=payload["reason"])
+            incident=payload["incident_id"],
+            reason=words.get(payload["reason"], payload["reason"]))
     victim = payload["victim"]
     where = victim.get("address") or f"{victim['lat']:.5f},{victim['lon']:.5f}"
     if payload["role"] == "fetch_aed" and payload["aed"]:

@@ -92,7 +92,7 @@ def update() -> list[Path]:
                     message.flags.discard("fuzzy")
         catalogue.obsolete.clear()
         with path.open("wb") as out:
-            write_po(out, catalogue, width=100, sort_output=True, include_previous=True)
+            write_po(out, catalogue, width=100, sort_output=True, include_previous=False)
         written.append(path)
     return written
 

@@ -221,7 +221,7 @@ async def test_an_sms_fetcher_is_alerted_through_the_gateway_and_no_sms_carries_
     assert alert.text == (
         f"aedfleet RESUSCITATION ALARM: fetch the AED at {AED_1_AT[0]:.5f},{AED_1_AT[1]:.5f} "
         f"(next to the entrance of {AED_1}) and bring it to Domplein 29, Utrecht.")
-    assert cancel.text == (f"aedfleet: alarm {incident_id} cancelled (incident_closed). "
+    assert cancel.text == (f"aedfleet: alarm {incident_id} cancelled (the call has ended). "
                            "Thank you.")
     assert questionnaire.text.startswith(f"aedfleet: thank you for responding to alarm "
                                          f"{incident_id}. How did it go? http")

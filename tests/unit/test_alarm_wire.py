@@ -329,4 +329,5 @@ def test_the_sms_text_for_cpr_names_the_address_when_known() -> None:
 def test_a_cancellation_has_the_contract_shape_and_its_sms_wording() -> None:
     payload = cancel_payload("inc-1", "enough_responders")
     assert payload == {"v": 1, "incident_id": "inc-1", "reason": "enough_responders"}
-    assert sms_text(payload) == "aedfleet: alarm inc-1 cancelled (enough_responders). Thank you."
+    assert sms_text(payload) == ("aedfleet: alarm inc-1 cancelled (enough responders are on "
+                                 "their way). Thank you.")

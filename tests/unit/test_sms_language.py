@@ -34,20 +34,33 @@ CPR = {
     "fr": "aedfleet ALERTE RÉANIMATION : rendez-vous à Dam 1 et commencez la RCP.",
 }
 CANCEL = {
-    None: "aedfleet: alarm inc-1 cancelled (enough_responders). Thank you.",
-    "nl": "aedfleet: alarm inc-1 ingetrokken (enough_responders). Bedankt.",
-    "de": "aedfleet: Alarm inc-1 aufgehoben (enough_responders). Danke.",
-    "fr": "aedfleet : alerte inc-1 annulée (enough_responders). Merci.",
+    None: "aedfleet: alarm inc-1 cancelled (enough responders are on their way). Thank you.",
+    "nl": "aedfleet: alarm inc-1 ingetrokken (er zijn genoeg burgerhulpverleners onderweg). "
+          "Bedankt.",
+    "de": "aedfleet: Alarm inc-1 aufgehoben (genug Ersthelfer sind unterwegs). Danke.",
+    "fr": "aedfleet : alerte inc-1 annulée (suffisamment de citoyens sauveteurs sont en route). "
+          "Merci.",
 }
+# The questionnaire closes at 10:00 UTC: 12:00 in Amsterdam (summer time), written locally.
 ASK = {
     None: "aedfleet: thank you for responding to alarm inc-1. How did it go? "
-          "https://aed.example/q/tok3n (open until 2026-06-20T10:00:00Z)",
+          "https://aed.example/q/tok3n (open until 20/06/2026, 12:00)",
     "nl": "aedfleet: bedankt voor uw inzet bij alarm inc-1. Hoe ging het? "
-          "https://aed.example/q/tok3n (open tot 2026-06-20T10:00:00Z)",
+          "https://aed.example/q/tok3n (open tot 20-06-2026, 12:00)",
     "de": "aedfleet: Danke für Ihren Einsatz bei Alarm inc-1. Wie ist es gelaufen? "
-          "https://aed.example/q/tok3n (offen bis 2026-06-20T10:00:00Z)",
+          "https://aed.example/q/tok3n (offen bis 20.06.26, 12:00)",
     "fr": "aedfleet : merci d'avoir répondu à l'alerte inc-1. Comment cela s'est-il passé ? "
-          "https://aed.example/q/tok3n (ouvert jusqu'au 2026-06-20T10:00:00Z)",
+          "https://aed.example/q/tok3n (ouvert jusqu'au 20/06/2026 12:00)",
+}
+RENEW = {
+    None: "aedfleet: your CPR/AED certificate is valid until 31 Jan 2027. Renew it in time to "
+          "keep receiving alarms.",
+    "nl": "aedfleet: uw reanimatie/AED-certificaat is geldig tot 31 jan 2027. Vernieuw het op "
+          "tijd om alarmeringen te blijven ontvangen.",
+    "de": "aedfleet: Ihr HLW/AED-Nachweis ist gültig bis 31.01.2027. Erneuern Sie ihn "
+          "rechtzeitig, um weiter alarmiert zu werden.",
+    "fr": "aedfleet : votre certificat RCP/DAE est valable jusqu'au 31 janv. 2027. "
+          "Renouvelez-le à temps pour continuer à recevoir des alertes.",
 }
 LANGUAGES = [None, "nl", "de", "fr"]
 
@@ -76,11 +89,21 @@ def test_a_cancellation_is_in_the_responders_language(language: str | None) -> N
 
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_a_questionnaire_link_is_in_the_responders_language(language: str | None) -> None:
-    assert sms_text(QUESTIONNAIRE, language) == ASK[language]
+    assert sms_text(QUESTIONNAIRE, language, "Europe/Amsterdam") == ASK[language]
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_a_certificate_reminder_is_in_the_responders_language(language: str | None) -> None:
+    payload = {"v": 1, "kind": "certificate_expiring", "valid_until": "2027-01-31",
+               "message": "your CPR/AED certificate is valid until 2027-01-31"}
+    assert sms_text(payload, language) == RENEW[language]
 
 
 @pytest.mark.parametrize(("tag", "language"), [("en", None), ("es", None), ("nl-BE", "nl"),
                                              ("de_DE.UTF-8", "de")])
 def test_english_for_english_or_an_unknown_language_and_regional_tags_by_their_language(
         tag: str, language: str | None) -> None:
-    assert sms_text(QUESTIONNAIRE, tag) == ASK[language]
+    # The words are the language's; a regional tag writes the date its region's way.
+    expected = ASK[language].replace("20-06-2026", "20/06/2026") if tag == "nl-BE" \
+        else ASK[language]
+    assert sms_text(QUESTIONNAIRE, tag, "Europe/Amsterdam") == expected
