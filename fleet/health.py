@@ -124,6 +124,19 @@ def state_counts(session: Session, scope: FleetScope, trusted: bool = True) -> d
     return {name: int(found.get(name, 0)) for name in STATES}
 
 
+def state_counts_by_region(session: Session, trusted: bool = True
+                           ) -> dict[str | None, dict[str, int]]:
+    """AEDs per region (None: outside every region) and readiness state, in one query."""
+    state = _state(trusted)
+    found: dict[str | None, dict[str, int]] = {}
+    for region, name, count in session.execute(
+            sa_select(col(Aed.region), state, func.count()).select_from(Aed)
+            .outerjoin(AedReadiness, col(AedReadiness.aed_id) == Aed.id)
+            .group_by(col(Aed.region), state)):
+        found.setdefault(region, dict.fromkeys(STATES, 0))[name] = int(count)
+    return found
+
+
 def _pads() -> Any:
     return func.coalesce(TelemetryState.pads_expiry, Aed.pads_expiry)
 

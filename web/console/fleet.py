@@ -37,7 +37,6 @@ from fleet.errors import FleetError
 from fleet.health import (
     STATE_WORDS,
     STATES,
-    FleetScope,
     declarations,
     device_events,
     expiry_timeline,
@@ -45,6 +44,7 @@ from fleet.health import (
     manager_names,
     recorded_states,
     state_counts,
+    state_counts_by_region,
     transitions,
 )
 from fleet.history import HistoryUnavailable, telemetry_history
@@ -92,8 +92,8 @@ def overview() -> str:
             if region not in {r.code for r in regions}:
                 abort(404)
             scope = replace(scope, region=region)
-        by_region = [(r, state_counts(session, FleetScope(region=r.code), trusted))
-                     for r in regions]
+        counted = state_counts_by_region(session, trusted) if regions else {}
+        by_region = [(r, counted.get(r.code, dict.fromkeys(STATES, 0))) for r in regions]
         counts = state_counts(session, scope, trusted)
         rows = fleet_rows(session, scope, state=state, limit=PAGE_SIZE + 1,
                           offset=(page - 1) * PAGE_SIZE, trusted=trusted) if listed else []
