@@ -44,6 +44,8 @@ SYSTEM_KINDS = (QUESTIONNAIRE, CERTIFICATE)
 PAGE_SIZE = 20
 MAX_SUBJECT = 200
 MAX_BODY = 5000
+MAX_MESSAGE_ID = 2**31 - 1
+"""The largest id the message table holds (a 32-bit integer column on PostgreSQL)."""
 CERTIFICATE_NOTICE_LIFETIME = timedelta(days=60)
 """A certificate reminder stays in the inbox this long (sent 30 days before the certificate
 runs out: until about a month after)."""
@@ -325,7 +327,8 @@ def unread_count(session: Session, responder_id: str, now: datetime) -> int:
 
 def _message_of(session: Session, reader: Reader, message_id: int) -> InboxMessage:
     """A message of this responder's inbox; another's answers as if it did not exist."""
-    message = session.get(InboxMessage, message_id)
+    message = session.get(InboxMessage, message_id) if 0 < message_id <= MAX_MESSAGE_ID \
+        else None
     if message is None or not (
             message.responder_id == reader.responder_id
             or (message.responder_id is None and reader.region is not None
@@ -349,10 +352,13 @@ def open_message(session: Session, settings: Settings, responder_id: str, messag
 def mark_read(session: Session, settings: Settings, responder_id: str, message_id: int,
               now: datetime, at: datetime | None = None) -> datetime:
     """Record that the responder read a message of their inbox (idempotent: the first time
-    counts); returns when it was read. Another responder's message is refused (404)."""
+    counts); returns when it was read, never before it was sent nor after `now`. Another
+    responder's message is refused (404)."""
     reader = _reader(session, settings, responder_id)
-    _message_of(session, reader, message_id)
-    read_at = min(at, now) if at is not None else now
+    message = _message_of(session, reader, message_id)
+    # An app's clock may be wrong: a read time before the message would let retention delete
+    # a message that is still current.
+    read_at = max(min(at, now), message.created_at) if at is not None else now
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     session.execute(dialect.insert(InboxRead).on_conflict_do_nothing(),
                     [{"message_id": message_id, "responder_id": responder_id,

@@ -133,6 +133,18 @@ def test_marking_read_from_the_list_needs_the_forms_csrf_token(
         assert session.get(InboxRead, (message_id, "r-1")) is not None
 
 
+def test_a_message_number_beyond_any_stored_one_is_not_found_rather_than_an_error(
+        scene: Scene, app: Flask) -> None:
+    browser = client_as(app, "responder")
+    token = csrf_token(browser, "/responder/inbox")
+
+    for number in ("2147483648", "9223372036854775808", "99999999999999999999"):
+        opened = browser.get(f"/responder/inbox/{number}")
+        marked = browser.post(f"/responder/inbox/{number}/read", data={"csrf_token": token})
+
+        assert (opened.status_code, marked.status_code) == (404, 404), number
+
+
 def test_the_platform_admin_posts_news_to_a_region_and_its_responders_see_it(
         scene: Scene, app: Flask) -> None:
     admin = client_as(app, "admin")

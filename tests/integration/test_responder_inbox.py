@@ -197,6 +197,34 @@ def test_an_unknown_message_or_responder_is_refused(core: AlarmCore) -> None:
         read(core, "nobody", message_id)
 
 
+def test_a_message_id_beyond_any_stored_id_is_refused_as_unknown_on_either_database(
+        core: AlarmCore) -> None:
+    news(core)
+
+    for message_id in (2**31, 2**63 - 1, 10**20, 0, -1):
+        with pytest.raises(NotFound, match="no message"):
+            read(core, "r-1", message_id)
+    assert count_rows(core.engine, InboxRead) == 0
+
+
+def test_a_read_time_before_the_message_was_sent_counts_as_the_moment_it_was_sent(
+        core: AlarmCore, settings: Settings) -> None:
+    closed_call(core)  # the questionnaires stay open for 72 hours
+    with Session(core.engine) as session:
+        own = session.exec(select(InboxMessage).where(InboxMessage.responder_id == "r-1")).one()
+    assert own.id is not None
+    sent_at = own.created_at
+    with session_scope(core.engine) as session:
+        first = inbox.mark_read(session, core.settings, "r-1", own.id, NOW + timedelta(hours=1),
+                                at=NOW - timedelta(days=20_000))
+
+    counts = run_retention(core.engine, settings, NOW + timedelta(hours=2))
+
+    assert first == sent_at
+    assert counts["inbox_messages"] == 0  # read just now and still open: kept
+    assert [e.id for e in page(core, "r-1", NOW + timedelta(hours=2)).entries] == [own.id]
+
+
 # -- listing --------------------------------------------------------------------------------------
 
 def test_expired_messages_leave_the_inbox_and_the_unread_count(core: AlarmCore) -> None:
