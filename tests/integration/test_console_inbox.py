@@ -179,8 +179,12 @@ def test_news_that_cannot_be_sent_is_shown_again_with_the_reason(
 
     empty = post_news(admin, UTRECHT, "")
     forever = post_news(admin, UTRECHT, "Too long", days="99999")
+    superscript = post_news(admin, UTRECHT, "Squared", days="\u00b2")
+    full_width = post_news(admin, UTRECHT, "Full width", days="\uff11\uff12")
 
     assert (empty.status_code, forever.status_code) == (422, 422)
+    assert (superscript.status_code, full_width.status_code) == (422, 422)
+    assert "1 to 3650 days" in page_text(superscript)
     assert "subject" in page_text(empty)
 
 

@@ -3,6 +3,7 @@ only, the platform's to any region); responders read it in their inbox."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -41,7 +42,7 @@ def news() -> Any:
         return _page(values, None, 200)
     values = {name: request.form.get(name, "").strip() for name in values}
     days = values["days"]
-    if days and (not days.isdigit() or not 0 < int(days) <= MAX_DAYS):
+    if days and (re.fullmatch(r"[0-9]{1,5}", days) is None or not 0 < int(days) <= MAX_DAYS):
         return _page(values, _("Show it for 1 to %(days)s days, or leave it empty.",
                                days=MAX_DAYS), 422)
     moment = now()
