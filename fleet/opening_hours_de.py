@@ -42,10 +42,11 @@ _ORDINAL_WORDS = {"erste": 1, "zweite": 2, "dritte": 3, "vierte": 4, "fünfte": 
 _DAY = (r"(?:montag|dienstag|mittwoch|donnerstag|freitag|samstag|sonnabend|sonntag)s?"
         r"|(?:mo|di|mi|do|fr|sa|so)\b\.?")
 
-# Additions that could only give more opening time, and name none: left out.
+# Additions that could only give more opening time, and name none: left out. One ends the
+# rule before it, so the days or hours around it never join ("Sa und bei Bedarf So 10-12").
 _ADDITIONS = re.compile(
     r"[,;]?\s*(?:und|sowie|oder)\s+(?:zu|bei|nach|während)\s+(?:den\s+)?"
-    r"(?:veranstaltungen|vereinbarung|absprache|bedarf)", re.IGNORECASE)
+    r"(?:veranstaltungen|vereinbarung|absprache|bedarf)\s*[,;]?", re.IGNORECASE)
 # Text that refers to hours without giving any.
 _NO_HOURS = re.compile(
     r"öffnungszeit|geschäftszeit|dienstzeit|betriebszeit|sprechzeit|vereinbarung|absprache"
@@ -122,7 +123,7 @@ def read_german_hours(text: str) -> GermanHours:
     """Read a German opening-hours text; None with a reason when it cannot be read safely."""
     cleaned = " ".join(text.replace("–", "-").replace("—", "-").replace("‑", "-").split())
     dropped = tuple(m.group(0).strip(" ,;") for m in _ADDITIONS.finditer(cleaned))
-    cleaned = _ADDITIONS.sub("", cleaned).strip(" ,;.").lower()
+    cleaned = _ADDITIONS.sub("; ", cleaned).strip(" ,;.").lower()
     try:
         if not cleaned:
             raise _Unreadable("no hours given")
@@ -306,7 +307,8 @@ def _rules_for(selectors: list[Selector], spans: list[Span] | None) -> list[_Rul
 def _to_osm(rules: list[_Rule], pauses: list[Span]) -> str:
     """The rules in OSM syntax: weekdays (general before special), n-th weekdays, holidays."""
     weekly = _merge_weekly([r for r in rules if not r.nth and not r.holiday])
-    ordered = weekly + [r for r in rules if r.nth] + [r for r in rules if r.holiday]
+    ordered = (weekly + _merge_same([r for r in rules if r.nth])
+               + _merge_same([r for r in rules if r.holiday]))
     ordered = [_without_pauses(rule, pauses) for rule in ordered]
     if len(ordered) == 1 and ordered[0].days == ALL_DAYS and not ordered[0].nth \
             and ordered[0].spans == ((0, DAY_MINUTES),):
@@ -314,21 +316,30 @@ def _to_osm(rules: list[_Rule], pauses: list[Span]) -> str:
     return "; ".join(f"{_selector(rule)} {_times(rule.spans)}" for rule in ordered)
 
 
-def _merge_weekly(rules: list[_Rule]) -> list[_Rule]:
-    """Same days given twice: both spans; a rule for a subset of another's days after it;
-    day groups that only partly overlap cannot be read safely."""
+def _merge_same(rules: list[_Rule]) -> list[_Rule]:
+    """Rules for the same days given twice as one with both spans; open and closed both
+    cannot be read safely (in OSM the later would win)."""
     merged: list[_Rule] = []
     for rule in rules:
-        same = next((i for i, kept in enumerate(merged) if kept.days == rule.days), None)
+        same = next((i for i, kept in enumerate(merged)
+                     if (kept.days, kept.nth, kept.holiday) == (rule.days, rule.nth,
+                                                                 rule.holiday)), None)
         if same is None:
             merged.append(rule)
             continue
         kept = merged[same]
         if kept.spans is None or rule.spans is None:
             if kept.spans != rule.spans:
-                raise _Unreadable(f"{_days(rule.days)} is given as both open and closed")
+                raise _Unreadable(f"{_selector(rule)} is given as both open and closed")
             continue
-        merged[same] = _Rule(rule.days, kept.spans + rule.spans)
+        merged[same] = _Rule(rule.days, kept.spans + rule.spans, rule.nth, rule.holiday)
+    return merged
+
+
+def _merge_weekly(rules: list[_Rule]) -> list[_Rule]:
+    """Same days given twice: both spans; a rule for a subset of another's days after it;
+    day groups that only partly overlap cannot be read safely."""
+    merged = _merge_same(rules)
     for a, b in ((a, b) for i, a in enumerate(merged) for b in merged[i + 1:]):
         if a.days & b.days and not (a.days <= b.days or b.days <= a.days):
             raise _Unreadable(f"day groups {_days(a.days)} and {_days(b.days)} overlap")

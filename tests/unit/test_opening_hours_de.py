@@ -135,6 +135,41 @@ def test_an_addition_without_hours_is_left_out_and_named() -> None:
     assert read.dropped == ("und zu Veranstaltungen",)
 
 
+@pytest.mark.parametrize("text", [
+    "Sa und bei Bedarf So 10-12",
+    "Sa, und bei Bedarf, So 10-12",
+    "Mo-Fr und nach Vereinbarung Sa 8-12",
+    "Mo-Fr 8-18, und nach Vereinbarung, 19-20",
+])
+def test_an_addition_in_the_middle_never_gives_its_days_or_hours_to_a_rule(text: str) -> None:
+    read = read_german_hours(text)
+
+    assert read.opening_hours is None and read.reason
+
+
+def test_an_addition_between_two_rules_is_left_out_and_both_rules_are_read() -> None:
+    read = read_german_hours("Mo-Fr 8-18 und nach Vereinbarung, Sa 9-12")
+
+    assert read.opening_hours == "Mo-Fr 08:00-18:00; Sa 09:00-12:00"
+    assert read.dropped == ("und nach Vereinbarung",)
+
+
+@pytest.mark.parametrize(("text", "reason"), [
+    ("Mo-Fr 8-18, feiertags geschlossen, feiertags 10-12", "PH is given as both open and closed"),
+    ("Di-So 10-17, 1. Do im Monat geschlossen, 1. Do im Monat 10-22",
+     "Th[1] is given as both open and closed"),
+])
+def test_holidays_or_a_weekday_of_the_month_given_as_open_and_closed_are_refused(
+        text: str, reason: str) -> None:
+    assert read_german_hours(text) == GermanHours(text, None, reason)
+
+
+def test_two_spans_for_the_same_weekday_of_the_month_are_both_kept() -> None:
+    read = read_german_hours("Mo-Fr 8-18, 1. Sa im Monat 9-12, 1. Sa im Monat 14-16")
+
+    assert read.opening_hours == "Mo-Fr 08:00-18:00; Sa[1] 09:00-12:00,14:00-16:00"
+
+
 def berlin(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=BERLIN)
 
