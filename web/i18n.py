@@ -128,14 +128,20 @@ def when(moment: datetime | str | None, style: str = "short", empty: str = "—"
             moment = datetime.fromisoformat(moment.replace("Z", "+00:00"))
         except ValueError:
             return Markup(escape(moment))
-    return Markup('<time datetime="{}">{}</time>').format(
-        _iso(moment), babel_format_datetime(moment, style))
+    try:
+        shown = babel_format_datetime(moment, style)
+    except OverflowError:  # a device's time at the calendar's edge: past year 9999 locally
+        shown = _iso(moment)
+    return Markup('<time datetime="{}">{}</time>').format(_iso(moment), shown)
 
 
 def clock(moment: datetime) -> Markup:
     """Only the time of day, to the second, in the reader's time zone."""
-    return Markup('<time datetime="{}">{}</time>').format(
-        _iso(moment), babel_format_time(moment, "medium"))
+    try:
+        shown = babel_format_time(moment, "medium")
+    except OverflowError:
+        shown = _iso(moment)
+    return Markup('<time datetime="{}">{}</time>').format(_iso(moment), shown)
 
 
 def day(value: date | str | None, empty: str = "—") -> Markup:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from flask import Flask
@@ -20,7 +20,7 @@ from sqlmodel import Session, select
 from alarm_core.models import Questionnaire
 from fleet.accounts import create_account
 from fleet.db import session_scope
-from fleet.models import Aed, ConsoleUser, Manager, Notification, Region
+from fleet.models import Aed, ConsoleUser, Manager, Notification, Region, TelemetryState
 from fleet.notifications import enqueue_notice
 
 from .console_support import (
@@ -179,6 +179,25 @@ def test_the_switcher_needs_the_form_token_and_goes_back_only_to_this_site(
     assert away.status_code == 303 and away.location == "/"
     assert nonsense.status_code == 303
     assert "<h1>Anmelden</h1>" in page_text(visitor.get("/login"))  # "xx" changed nothing
+
+
+def test_a_cabinet_time_at_the_end_of_the_calendar_is_shown_in_utc_and_the_page_still_opens(
+        scene: Scene, app: Flask) -> None:
+    last = datetime(9999, 12, 31, 23, 30, tzinfo=UTC)  # past the calendar in Amsterdam
+    with session_scope(scene.engine) as session:
+        state = session.get(TelemetryState, "cab-aed-1")
+        assert state is not None
+        kept, state.self_test_ts = state.self_test_ts, last
+    try:
+        page = client_as(app, "admin").get("/fleet/aeds/aed-1")
+    finally:
+        with session_scope(scene.engine) as session:
+            state = session.get(TelemetryState, "cab-aed-1")
+            assert state is not None
+            state.self_test_ts = kept
+
+    assert page.status_code == 200
+    assert '<time datetime="9999-12-31T23:30:00Z">9999-12-31T23:30:00Z</time>' in page_text(page)
 
 
 def test_a_logged_in_user_who_chose_a_language_anonymously_keeps_it_until_saving_another(
