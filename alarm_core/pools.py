@@ -199,11 +199,16 @@ class ResponderPool:
         self._cols: dict[str, Any] = {name: np.zeros(1024, dtype=kind)
                                       for name, kind in self.COLUMNS.items()}
         self._region_numbers: dict[str, int] = {}
+        self._region_codes: list[str] = []
 
     def _region_number(self, code: str | None) -> int:
         if code is None:
             return NO_REGION
-        return self._region_numbers.setdefault(code, len(self._region_numbers))
+        number = self._region_numbers.get(code)
+        if number is None:
+            number = self._region_numbers[code] = len(self._region_codes)
+            self._region_codes.append(code)
+        return number
 
     def __len__(self) -> int:
         return len(self.index)
@@ -302,10 +307,7 @@ class ResponderPool:
 
     def region_of(self, slot: int) -> str | None:
         number = int(self._cols["region"][slot])
-        for code, n in self._region_numbers.items():
-            if n == number:
-                return code
-        return None
+        return None if number == NO_REGION else self._region_codes[number]
 
     def near(self, lat: float, lon: float, metres: float,
              local_now: datetime) -> tuple[IntArray, FloatArray]:

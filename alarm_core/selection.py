@@ -200,11 +200,13 @@ def select_plan(lat: float, lon: float, at: datetime, responders: ResponderPool,
             aed_regions = regions.aed_regions_for(region)
     local = at.astimezone(ZoneInfo(tz_name))
     slots, distances = responders.near(lat, lon, policy.max_search_radius_m, local)
-    keep = responders.suited_mask(slots, responder_regions, needs.medical, needs.competence)
+    if responder_regions is not None or needs.medical or needs.competence is not None:
+        keep = responders.suited_mask(slots, responder_regions, needs.medical, needs.competence)
+        slots, distances = slots[keep], distances[keep]
     if exclude_responders:
-        keep &= np.array([responders.ids[s] not in exclude_responders for s in slots.tolist()],
-                         dtype=bool)
-    slots, distances = slots[keep], distances[keep]
+        keep = np.array([responders.ids[s] not in exclude_responders for s in slots.tolist()],
+                        dtype=bool)
+        slots, distances = slots[keep], distances[keep]
     radius, count = search_radius(distances, policy)
     slots, distances = slots[:count], distances[:count]
 
@@ -216,18 +218,21 @@ def select_plan(lat: float, lon: float, at: datetime, responders: ResponderPool,
     positions = np.array([responders.index.position(int(s)) for s in slots]).reshape(-1, 3)
     plan = assign_roles(lat, lon, at, radius, ids, positions, distances, chosen, aeds, travel,
                         policy, skipped)
+    if region is None:
+        return plan
     extra = needs.reasons()
-    home = {rid: responders.region_of(int(s)) for rid, s in zip(ids, slots.tolist(),
-                                                                 strict=True)}
-    assignments = tuple(replace(a, reasons=a.reasons + extra + _border(home[a.responder_id],
-                                                                         region))
-                        for a in plan.responders)
-    selection: dict[str, Any] = {}
-    if region is not None:
-        selection = {"region": region.code, "needs": list(extra),
-                     "responder_regions": sorted(responder_regions or {region.code}),
-                     "aed_regions": sorted(aed_regions or {region.code})}
-    return replace(plan, responders=assignments, selection=selection)
+    assignments = plan.responders
+    if extra or responder_regions is not None:
+        home = {rid: responders.region_of(int(s)) for rid, s in zip(ids, slots.tolist(),
+                                                                     strict=True)}
+        assignments = tuple(
+            replace(a, reasons=a.reasons + extra + border)
+            if (border := _border(home[a.responder_id], region)) or extra else a
+            for a in plan.responders)
+    return replace(plan, responders=assignments, selection={
+        "region": region.code, "needs": list(extra),
+        "responder_regions": sorted(responder_regions or {region.code}),
+        "aed_regions": sorted(aed_regions or {region.code})})
 
 
 def _border(home: str | None, region: Region | None) -> tuple[str, ...]:
