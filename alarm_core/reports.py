@@ -29,6 +29,10 @@ def incident_document(session: Session, incident: Incident, policy: DispatchPoli
     links = session.execute(sa_select(IncidentAed).where(
         col(IncidentAed.incident_id) == incident.id).order_by(col(IncidentAed.id))).scalars().all()
     statuses = [a.status for a in alerts]
+    try:
+        why = {r["id"]: r.get("why", []) for r in json.loads(incident.plan).get("responders", [])}
+    except (ValueError, AttributeError, KeyError, TypeError):
+        why = {}  # a plan coarsened by the retention job keeps no reasons
     document: dict[str, Any] = {
         "id": incident.id, "reference": incident.reference, "state": incident.state,
         "outcome": incident.outcome, "source": incident.source,
@@ -47,7 +51,8 @@ def incident_document(session: Session, incident: Incident, policy: DispatchPoli
         "responders": [{"id": a.responder_id, "role": a.role, "aed_id": a.aed_id,
                         "designated_fetcher": a.designated, "status": a.status,
                         "distance_m": round(a.distance_m, 1), "eta_s": round(a.eta_s, 1),
-                        "answered_at": _time(a.answered_at)} for a in alerts],
+                        "answered_at": _time(a.answered_at),
+                        "why": why.get(a.responder_id, [])} for a in alerts],
         "aeds": [{"id": li.aed_id, "distance_m": round(li.distance_m, 1),
                   "unverified": li.unverified, "fetcher_id": li.fetcher_id,
                   "fetcher_accepted": li.fetcher_accepted,

@@ -223,3 +223,16 @@ def test_a_regional_admin_reads_the_audit_log_of_their_regions_aeds_only(
     assert "new a-2" in regional_page
     assert "new b-1" not in regional_page and "meldkamer-zst" not in regional_page
     assert "new b-1" in platform_page and "meldkamer-zst" in platform_page
+
+
+def test_the_incident_page_and_api_say_why_each_responder_was_chosen(
+        app: Flask, regional: tuple[Scene, dict[str, str]]) -> None:
+    _, incidents = regional
+    client = _client(app, "meldkamer-zst")
+    page = client.get(f"/incidents/{incidents['NL-ZST']}").get_data(  # type: ignore[attr-defined]
+        as_text=True)
+    document = client.get(  # type: ignore[attr-defined]
+        f"/api/v1/incidents/{incidents['NL-ZST']}").get_json()
+
+    assert [(r["id"], r["why"]) for r in document["responders"]] == [("z-1", ["nearest"])]
+    assert "Why chosen" in page and "<td>nearest</td>" in page

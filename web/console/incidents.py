@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, Response, render_template, request
+from flask_babel import gettext as _
 from sqlmodel import Session
 
 from alarm_core.reports import incident_document, incident_map, recent_incidents
@@ -13,6 +14,21 @@ from web.authz import INCIDENT_ROLES, account, incident_for, roles_required
 from web.context import engine, now, settings
 
 bp = Blueprint("dispatch", __name__, url_prefix="/incidents")
+
+
+def why_words(code: str) -> str:
+    """A reason of the plan (`alarm_core.selection.Why`) in the reader's language."""
+    kind, _sep, region = code.partition(":")
+    if kind == "cross_border":
+        return _("from the neighbouring region %(region)s", region=region)
+    return {"nearest": _("nearest"),
+            "cpr_share": _("among the nearest: straight to the victim"),
+            "cpr_no_aed": _("no AED to fetch: straight to the victim"),
+            "fastest_with_aed": _("brings the AED fastest"),
+            "backup_fetcher": _("backup for the AED"),
+            "medical_training": _("medically trained, as this call needs"),
+            "paediatric_competence": _("paediatric life support, as this call needs"),
+            }.get(code, code)
 
 
 @bp.get("")
@@ -34,6 +50,8 @@ def incident(incident_id: str) -> tuple[str, int, dict[str, str]]:
         found = incident_for(account(), session, incident_id)
         document = incident_document(session, found, settings().dispatch, with_plan=False)
         map_data = incident_map(session, found, document, moment)
+    for responder in document["responders"]:
+        responder["why_words"] = [why_words(code) for code in responder["why"]]
     live = request.args.get("part") == "live"
     page = render_template("incident_live.html" if live else "incident.html",
                            incident=document, map_data=map_data, moment=moment)
