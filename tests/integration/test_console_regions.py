@@ -235,4 +235,5 @@ def test_the_incident_page_and_api_say_why_each_responder_was_chosen(
         f"/api/v1/incidents/{incidents['NL-ZST']}").get_json()
 
     assert [(r["id"], r["why"]) for r in document["responders"]] == [("z-1", ["nearest"])]
-    assert "Why chosen" in page and "<td>nearest</td>" in page
+    # The dispatcher's region speaks Dutch first: the page does, the API's codes do not.
+    assert "Waarom gekozen" in page and "<td>dichtstbij</td>" in page
