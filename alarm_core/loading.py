@@ -19,8 +19,8 @@ from alarm_core.pools import AedEntry, ResponderEntry
 from alarm_core.responders import ResponderFacts, Whereabouts, position_at
 from fleet.access import accessible_at
 from fleet.models import Aed, AedReadiness, ReadinessDeclaration, TelemetryState
-from fleet.region_store import region_map
-from fleet.regions import Region, RegionMap
+from fleet.region_store import home_regions, region_map
+from fleet.regions import Region
 from fleet.registry import readiness_of
 from fleet.settings import Settings
 
@@ -70,22 +70,6 @@ def responder_entry(row: Any, now: datetime, work: bool, policy: DispatchPolicy,
 
 def competences_of(value: str | None) -> frozenset[str]:
     return frozenset(part for part in (value or "").split(",") if part)
-
-
-def home_regions(rows: list[Any], regions: RegionMap) -> list[str | None]:
-    """Each responder's region: the one named in their row, else the one their home (else
-    their work address) lies in."""
-    found: list[str | None] = [row.region for row in rows]
-    unnamed = [i for i, row in enumerate(rows) if row.region is None
-               and (pair(row.home_lat, row.home_lon) or pair(row.work_lat, row.work_lon))]
-    if unnamed:
-        places = [pair(rows[i].home_lat, rows[i].home_lon)
-                  or pair(rows[i].work_lat, rows[i].work_lon) for i in unnamed]
-        codes = regions.codes_at(np.array([p[0] for p in places if p]),
-                                 np.array([p[1] for p in places if p]))
-        for i, code in zip(unnamed, codes, strict=True):
-            found[i] = code
-    return found
 
 
 def entry_at(row: Any, position: tuple[float, float] | None,

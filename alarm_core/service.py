@@ -66,7 +66,7 @@ from fleet.db import session_scope
 from fleet.ingest.readiness import ReadinessRecorder
 from fleet.models import Aed, Cabinet, DeviceEvent, ReadinessDeclaration, TelemetryState, utcnow
 from fleet.municipalities import MunicipalityLocator
-from fleet.region_store import region_map
+from fleet.region_store import home_regions, region_map
 from fleet.regions import Region, RegionMap, everywhere
 from fleet.registry import municipality_locator, readiness_of
 from fleet.settings import Settings
@@ -440,7 +440,7 @@ class AlarmCore:
         local = now.astimezone(ZoneInfo(region.timezone))
         present = list(rows.values())
         homes = dict(zip([row.id for row in present],
-                         loading.home_regions(present, self.regions), strict=True))
+                         home_regions(present, self.regions), strict=True))
         allowed = None if self.regions.single else self.regions.responder_regions_for(region)
         refuted = set()
         for responder_id in ids:

@@ -133,6 +133,25 @@ def assign_aed_regions(session: Session, aed_ids: list[str] | None = None) -> in
     return len(changed)
 
 
+def _place(lat: float | None, lon: float | None) -> tuple[float, float] | None:
+    return None if lat is None or lon is None else (lat, lon)
+
+
+def home_regions(rows: list[Any], regions: RegionMap) -> list[str | None]:
+    """Each responder's region: the one named in their row, else the one their home (else
+    their work address) lies in (rows with `region`, `home_lat/lon`, `work_lat/lon`)."""
+    found: list[str | None] = [row.region for row in rows]
+    places = {i: place for i, row in enumerate(rows) if row.region is None
+              and (place := _place(row.home_lat, row.home_lon)
+                   or _place(row.work_lat, row.work_lon)) is not None}
+    if places:
+        codes = regions.codes_at(np.array([p[0] for p in places.values()]),
+                                 np.array([p[1] for p in places.values()]))
+        for i, code in zip(places, codes, strict=True):
+            found[i] = code
+    return found
+
+
 def assign_responder_regions(session: Session, responder_ids: list[str] | None = None) -> int:
     """Give responders (all, or these) who name no region the one their home, else their
     work address lies in; a region a responder chose is kept. Returns how many were given
@@ -142,19 +161,16 @@ def assign_responder_regions(session: Session, responder_ids: list[str] | None =
     regions = area_map(session)
     if regions is None:
         return 0
-    query = sa_select(col(Responder.id), col(Responder.home_lat), col(Responder.home_lon),
-                      col(Responder.work_lat), col(Responder.work_lon)).where(
-        col(Responder.region).is_(None))
+    query = sa_select(col(Responder.id), col(Responder.region), col(Responder.home_lat),
+                      col(Responder.home_lon), col(Responder.work_lat),
+                      col(Responder.work_lon)).where(col(Responder.region).is_(None))
     if responder_ids is not None:
         query = query.where(col(Responder.id).in_(responder_ids))
-    rows = [(r.id, (r.home_lat, r.home_lon) if r.home_lat is not None
-             else (r.work_lat, r.work_lon)) for r in session.execute(query)]
-    rows = [(rid, place) for rid, place in rows if place[0] is not None]
+    rows = list(session.execute(query))
     if not rows:
         return 0
-    codes = regions.codes_at(np.array([p[0] for _r, p in rows]),
-                             np.array([p[1] for _r, p in rows]))
-    found = [{"rid": rid, "code": code} for (rid, _p), code in zip(rows, codes, strict=True)
+    codes = home_regions(rows, regions)
+    found = [{"rid": row.id, "code": code} for row, code in zip(rows, codes, strict=True)
              if code is not None]
     if found:
         table = Responder.__table__  # type: ignore[attr-defined]
